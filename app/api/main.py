@@ -1,0 +1,51 @@
+"""The control-plane FastAPI app, built by a factory (each Serve replica builds its own)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.api.routes import auth, datasets, deployments, models, training
+from app.core.errors import AipError
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="aiplatform", version="0.1.0", description="Self-hosted AI training platform on Ray.")
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, datasets, training, models, deployments):
+        api.include_router(module.router)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api)
+    app.add_exception_handler(AipError, _aip_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+async def _aip_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AipError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+    body = {"code": "INVALID_INPUT", "message": "; ".join(problems), "details": {"errors": problems}}
+    return JSONResponse(body, status_code=422)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("Unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse({"code": "INTERNAL", "message": "Internal error; the server log has the details."}, 500)

@@ -1,0 +1,43 @@
+from fastapi import APIRouter, Depends, Response
+
+from app.api.deps import SessionDep, SettingsDep, require
+from app.api.schemas import DeploymentPublic, PredictRequest, PredictResponse
+from app.db.models import User
+from app.db.session import session_scope
+from app.services import deployments, models
+
+router = APIRouter(prefix="/deployment", tags=["deployments"])
+
+
+@router.get("", response_model=list[DeploymentPublic])
+def list_deployments(session: SessionDep, user: User = Depends(require("deployment:list"))) -> object:
+    return deployments.list_deployments(session, user=user)
+
+
+@router.get("/{deployment_id}", response_model=DeploymentPublic)
+def get_deployment(
+    deployment_id: int, session: SessionDep, user: User = Depends(require("deployment:query"))
+) -> object:
+    return deployments.get_deployment(session, user=user, deployment_id=deployment_id)
+
+
+@router.delete("/{deployment_id}", status_code=204)
+def delete_deployment(
+    deployment_id: int, settings: SettingsDep, user: User = Depends(require("deployment:remove"))
+) -> Response:
+    deployments.undeploy(settings, user=user, deployment_id=deployment_id)
+    return Response(status_code=204)
+
+
+@router.post("/{deployment_id}/predict", response_model=PredictResponse)
+async def predict(
+    deployment_id: int,
+    body: PredictRequest,
+    settings: SettingsDep,
+    user: User = Depends(require("deployment:predict")),
+) -> PredictResponse:
+    with session_scope(settings.database_url) as session:
+        deployment = deployments.get_deployment(session, user=user, deployment_id=deployment_id)
+        signature = models.get_version(session, user=user, version_id=deployment.model_version_id).signature
+    result = await deployments.predict(deployment, signature, body.rows)
+    return PredictResponse(labels=result["labels"], probabilities=result["probabilities"], classes=signature["classes"])

@@ -1,0 +1,34 @@
+from fastapi import APIRouter, Depends
+
+from app.api.deps import SessionDep, SettingsDep, require
+from app.api.schemas import DeploymentPublic, DeployRequest, ModelPublic, ModelVersionPublic
+from app.db.models import User
+from app.db.session import session_scope
+from app.services import deployments, models
+
+router = APIRouter(prefix="/model", tags=["models"])
+
+
+@router.get("", response_model=list[ModelPublic])
+def list_models(session: SessionDep, user: User = Depends(require("model:list"))) -> object:
+    return models.list_models(session, user=user)
+
+
+@router.get("/version/{version_id}", response_model=ModelVersionPublic)
+def get_version(version_id: int, session: SessionDep, user: User = Depends(require("model:query"))) -> object:
+    return models.get_version(session, user=user, version_id=version_id)
+
+
+@router.post("/{version_id}/deploy", response_model=DeploymentPublic, status_code=202)
+def deploy(
+    version_id: int,
+    settings: SettingsDep,
+    body: DeployRequest | None = None,
+    user: User = Depends(require("model:deploy")),
+) -> object:
+    body = body or DeployRequest()
+    deployment_id = deployments.deploy(settings, user=user, model_version_id=version_id, num_replicas=body.num_replicas)
+    with session_scope(settings.database_url) as session:
+        return DeploymentPublic.model_validate(
+            deployments.get_deployment(session, user=user, deployment_id=deployment_id)
+        )

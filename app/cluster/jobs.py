@@ -1,0 +1,56 @@
+"""How work reaches Ray: submitting, inspecting and stopping Ray jobs through the Jobs API."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+from app.core.config import Settings
+from app.core.errors import AipError, ErrorCode
+
+
+@dataclass(frozen=True)
+class RayJobState:
+    status: str  # PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED
+    message: str
+
+
+@lru_cache(maxsize=4)
+def _client(dashboard_url: str):  # noqa: ANN202 - ray is imported lazily
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(dashboard_url)
+
+
+def submit(settings: Settings, *, submission_id: str, module: str, args: list[str]) -> str:
+    """Runs `python -m module args...` as a Ray job with the platform's settings in its environment."""
+    entrypoint = shlex.join([sys.executable, "-m", module, *args])
+    try:
+        return _client(settings.dashboard_url).submit_job(
+            entrypoint=entrypoint,
+            submission_id=submission_id,
+            runtime_env={"env_vars": settings.worker_env()},
+        )
+    except Exception as e:  # the client raises RuntimeError/ConnectionError with Ray's text
+        raise AipError(ErrorCode.UNAVAILABLE, f"Could not submit to Ray at {settings.dashboard_url}: {e}") from e
+
+
+def state(settings: Settings, submission_id: str) -> RayJobState | None:
+    """The job's state in Ray, or None when Ray does not know it (e.g. the cluster was restarted)."""
+    try:
+        info = _client(settings.dashboard_url).get_job_info(submission_id)
+    except RuntimeError as e:
+        if "does not exist" in str(e) or "404" in str(e):
+            return None
+        raise
+    return RayJobState(status=str(info.status.value), message=info.message or "")
+
+
+def logs(settings: Settings, submission_id: str) -> str:
+    return _client(settings.dashboard_url).get_job_logs(submission_id)
+
+
+def stop(settings: Settings, submission_id: str) -> None:
+    _client(settings.dashboard_url).stop_job(submission_id)

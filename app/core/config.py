@@ -1,0 +1,102 @@
+"""The platform's one settings object, read from `AIP_*` environment variables.
+
+Embedded defaults put everything under one data directory: a SQLite database, object storage on the local
+filesystem and a local Ray cluster owned by the platform. Processes that Ray starts for the platform (the API
+replica, training jobs, model servers) receive the same settings explicitly through `worker_env()`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "AIP_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    data_dir: Path = Field(default=Path(".data"), description="Holds the database, objects and Ray temp files.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in the data dir.")
+    storage_url: str = Field(default="", description="file://PATH or s3://BUCKET[/PREFIX]; empty: data dir.")
+    s3_endpoint: str = Field(default="", description="host:port of the S3 server for s3:// storage.")
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = False
+
+    ray_address: str = Field(default="", description="GCS address of an existing cluster; empty: start one.")
+    ray_port: int = Field(default=6390, description="GCS port of the platform's own cluster (not Redis' 6379).")
+    ray_dashboard_port: int = 8265
+    ray_num_cpus: int | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    secret_key: str = Field(default="", description="Signs tokens; empty: generated once into the data dir.")
+    access_token_minutes: int = Field(default=60, ge=1)
+    admin_username: str = "admin"
+    admin_password: str = Field(default="", description="Empty: generated once and shown by `aiplatform up`.")
+
+    reconcile_interval_s: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'aiplatform.db'}"
+        if not self.storage_url:
+            self.storage_url = f"file://{self.data_dir / 'objects'}"
+        if not self.secret_key:
+            self.secret_key = _read_or_create_secret(self.data_dir / "secret_key")
+        return self
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.ray_dashboard_port}"
+
+    @property
+    def gcs_address(self) -> str:
+        return self.ray_address or f"127.0.0.1:{self.ray_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def ray_temp_dir(self) -> Path:
+        # Ray's socket paths must stay under 107 bytes, so long data dirs get a short private temp dir.
+        return Path("/tmp") / f"aip-ray-{self.ray_port}"
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment for every process Ray runs for the platform, so it sees the same settings."""
+        env = {
+            f"{ENV_PREFIX}{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None and value != ""
+        }
+        env["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE", "disabled")
+        return dict(sorted(env.items()))
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,59 @@
+"""One error type for the whole platform; the API maps its code to an HTTP status in one handler."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+HTTP_STATUS = {
+    ErrorCode.INVALID_INPUT: 422,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class AipError(Exception):
+    """An error with a code and a message that tells the user what to change."""
+
+    def __init__(self, code: ErrorCode, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def invalid(message: str, **details: Any) -> AipError:
+    return AipError(ErrorCode.INVALID_INPUT, message, **details)
+
+
+def not_found(kind: str, ident: object) -> AipError:
+    return AipError(ErrorCode.NOT_FOUND, f"{kind} {ident} does not exist (or you cannot see it).")
+
+
+def conflict(message: str, **details: Any) -> AipError:
+    return AipError(ErrorCode.CONFLICT, message, **details)

@@ -1,0 +1,61 @@
+"""Model registry: models and their versions, with lineage to the job and dataset version that made them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import not_found
+from app.db.models import Model, ModelVersion, TrainingJob, User
+from app.services.datasets import visible
+
+
+def register_version(
+    session: Session,
+    *,
+    job: TrainingJob,
+    artifact_key: str,
+    signature: dict[str, Any],
+    metrics: dict[str, float],
+) -> ModelVersion:
+    """Adds a DRAFT version to the model named after the job (created on first use)."""
+    model = session.scalar(select(Model).where(Model.owner_id == job.owner_id, Model.name == job.name))
+    if model is None:
+        model = Model(name=job.name, owner_id=job.owner_id)
+        session.add(model)
+        session.flush()
+    number = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)) or 0) + 1
+    version = ModelVersion(
+        model_id=model.id,
+        version=number,
+        stage="DRAFT",
+        training_job_id=job.id,
+        dataset_version_id=job.dataset_version_id,
+        template=job.template,
+        artifact_key=artifact_key,
+        signature=signature,
+        metrics=metrics,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def list_models(session: Session, *, user: User) -> list[Model]:
+    query = select(Model).order_by(Model.id)
+    if not user.is_admin:
+        query = query.where(Model.owner_id == user.id)
+    return list(session.scalars(query))
+
+
+def get_version(session: Session, *, user: User, version_id: int) -> ModelVersion:
+    version = session.get(ModelVersion, version_id)
+    if version is None or not visible(user, version.model.owner_id):
+        raise not_found("Model version", version_id)
+    return version
+
+
+def version_for_job(session: Session, job_id: int) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.training_job_id == job_id))

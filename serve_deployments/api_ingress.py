@@ -1,0 +1,52 @@
+"""Serve application of the control plane: the FastAPI app as ingress, plus the reconcile loop.
+
+Deployed by `aiplatform up` (or KubeRay's RayService) as `serve_deployments.api_ingress:build_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from app.api.main import create_app
+from app.core.config import get_settings
+from app.db.session import session_scope, upgrade_schema
+from app.services import deployments, training, users
+from app.storage import open_store
+
+log = logging.getLogger(__name__)
+
+
+@serve.deployment(name="ApiIngress", num_replicas=1, ray_actor_options={"num_cpus": 0})
+@serve.ingress(create_app)
+class ApiIngress:
+    def __init__(self) -> None:
+        settings = get_settings()
+        upgrade_schema(settings.database_url)
+        with session_scope(settings.database_url) as session:
+            users.ensure_admin(session, settings)
+        self._stop = threading.Event()
+        threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True).start()
+
+    def _reconcile_loop(self) -> None:
+        """Keeps job and deployment rows aligned with Ray, from the first second after a (re)start."""
+        settings = get_settings()
+        store = open_store(settings)
+        while not self._stop.is_set():
+            for step in (training.reconcile, deployments.reconcile):
+                try:
+                    step(settings, store) if step is training.reconcile else step(settings)
+                except Exception:
+                    log.exception("Reconcile step %s failed; retrying", step.__qualname__)
+            self._stop.wait(settings.reconcile_interval_s)
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def build_app(_args: dict[str, Any] | None = None) -> Application:
+    return ApiIngress.bind()
