@@ -36,12 +36,16 @@ class ApiIngress:
         """Keeps job and deployment rows aligned with Ray, from the first second after a (re)start."""
         settings = get_settings()
         store = open_store(settings)
+        steps = {
+            "training jobs": lambda: training.reconcile(settings, store),
+            "deployments": lambda: deployments.reconcile(settings),
+        }
         while not self._stop.is_set():
-            for step in (training.reconcile, deployments.reconcile):
+            for name, step in steps.items():
                 try:
-                    step(settings, store) if step is training.reconcile else step(settings)
+                    step()
                 except Exception:
-                    log.exception("Reconcile step %s failed; retrying", step.__qualname__)
+                    log.exception("Reconciling %s failed; retrying in %.0f s", name, settings.reconcile_interval_s)
             self._stop.wait(settings.reconcile_interval_s)
 
     def __del__(self) -> None:

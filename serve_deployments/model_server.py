@@ -14,7 +14,8 @@ from train_jobs.artifacts import load_artifact
 from train_jobs.templates.tabular_mlp import predict
 
 
-@serve.deployment(name="ModelServer", ray_actor_options={"num_cpus": 0.25})
+# Replicas reserve no CPU: on a small machine a deployed model must not keep training jobs from starting.
+@serve.deployment(name="ModelServer", ray_actor_options={"num_cpus": 0})
 class ModelServer:
     def __init__(self, model_version_id: int, artifact_key: str) -> None:
         self.model_version_id = model_version_id

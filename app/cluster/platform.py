@@ -31,19 +31,25 @@ def state_file(settings: Settings) -> Path:
 
 
 def find_running(settings: Settings) -> RunningPlatform | None:
+    """The platform started from this data dir, if its processes are alive."""
     path = state_file(settings)
     if not path.exists():
         return None
     running = RunningPlatform(**json.loads(path.read_text()))
     if running.head_pid is not None and not psutil.pid_exists(running.head_pid):
         return None
-    return running if _healthy(running.api_url) else None
+    return running
 
 
 def start(settings: Settings, *, timeout_s: float = 300) -> tuple[RunningPlatform, bool]:
     """Starts the platform, or finds the one already running. Returns it and whether it was started now."""
     running = find_running(settings)
     if running:
+        if not _healthy(running.api_url):
+            raise RuntimeError(
+                f"The platform's Ray head (PID {running.head_pid}) is alive but {running.api_url} does not answer. "
+                "Wait a minute if it is still starting, or run `aiplatform stop` and start again."
+            )
         return running, False
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_schema(settings.database_url)

@@ -51,12 +51,26 @@ def session_scope(url: str) -> Iterator[Session]:
         raise AipError(ErrorCode.CONFLICT, f"Conflicts with existing data: {e.orig}") from e
     except OperationalError as e:
         session.rollback()
+        if _is_data_error(e):
+            raise AipError(ErrorCode.CONFLICT, f"The database refused the change: {e.orig}") from e
         raise AipError(ErrorCode.UNAVAILABLE, f"Database unavailable: {e.orig}. Check AIP_DATABASE_URL.") from e
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+_MYSQL_UNAVAILABLE = {1040, 1044, 1045, 1049, 1053, 1205, 1213}
+
+
+def _is_data_error(error: OperationalError) -> bool:
+    # MySQL drivers report some constraint errors (e.g. 1364, a NOT NULL column without a value) as
+    # OperationalError; server-side errors are numbered below 2000, client/connection errors from 2000 on.
+    # Access, unknown database, too many connections, lock timeouts and deadlocks are outages, not bad data.
+    args = getattr(error.orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    return code is not None and code < 2000 and code not in _MYSQL_UNAVAILABLE
 
 
 def upgrade_schema(url: str) -> None:

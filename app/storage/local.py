@@ -21,6 +21,12 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    def _existing(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():  # a folder is a key prefix, not an object
+            raise KeyError(key)
+        return path
+
     def put_file(self, key: str, source: BinaryIO, size: int = -1) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,24 +46,19 @@ class LocalStore:
         self.put_file(key, io.BytesIO(data), len(data))
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError as e:
-            raise KeyError(key) from e
+        return self._existing(key).read_bytes()
 
     def download(self, key: str, dest: Path) -> None:
-        try:
-            shutil.copyfile(self._path(key), dest)
-        except FileNotFoundError as e:
-            raise KeyError(key) from e
+        shutil.copyfile(self._existing(key), dest)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        path.unlink(missing_ok=True)
-        self._prune_empty_dirs(path.parent)
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            self._prune_empty_dirs(path.parent)
 
     def delete_prefix(self, prefix: str) -> int:
         keys = list(self.list(prefix))

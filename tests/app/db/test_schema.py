@@ -122,16 +122,7 @@ def test_duplicate_username_is_a_conflict_and_leaves_nothing(db_url: str) -> Non
     assert usernames(db_url) == ["alice"]  # carol was rolled back with the duplicate
 
 
-def test_missing_required_value_is_a_conflict_not_an_outage(db_url: str, request: pytest.FixtureRequest) -> None:
-    if db_url.startswith("mysql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=AssertionError,
-                strict=True,
-                reason="bug: PyMySQL raises error 1364 (NOT NULL column without a value) as OperationalError, which "
-                "session_scope maps to UNAVAILABLE 'Database unavailable ... Check AIP_DATABASE_URL'",
-            )
-        )
+def test_missing_required_value_is_a_conflict_not_an_outage(db_url: str) -> None:
     with pytest.raises(AipError) as err, session_scope(db_url) as s:
         model = Model(name="m", owner_id=add_user(s, "dave").id)
         s.add(model)

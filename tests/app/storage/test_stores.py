@@ -113,16 +113,7 @@ def test_exists(store: ObjectStore) -> None:
     assert not store.exists("a")  # a "directory" is not an object
 
 
-def test_a_key_prefix_is_not_an_object(store: ObjectStore, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    if isinstance(store, LocalStore):
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=IsADirectoryError,
-                strict=True,
-                reason="bug: LocalStore.get_bytes/download/delete on a key that is a directory raise IsADirectoryError "
-                "(they only handle FileNotFoundError / unlink(missing_ok=True)), not KeyError / a no-op",
-            )
-        )
+def test_a_key_prefix_is_not_an_object(store: ObjectStore, tmp_path: Path) -> None:
     store.put_bytes("d/x", b"1")
     with pytest.raises(KeyError):
         store.get_bytes("d")
