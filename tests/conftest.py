@@ -1,0 +1,46 @@
+"""Session-wide fixtures: one real platform (Ray head + Serve control plane) shared by every test that needs it.
+
+The test platform uses its own ports, data dir and Ray temp dir, so it never touches a platform a developer runs
+on the default ports; it is stopped by PID at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from app.cluster import platform
+from app.core.config import Settings
+from app.sdk import Client
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+ADMIN_PASSWORD = "test-admin-password-1"
+
+
+@pytest.fixture(scope="session")
+def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("platform"),
+        ray_port=6490,
+        ray_dashboard_port=8275,
+        http_port=8100,
+        ray_num_cpus=4,  # logical CPUs: lets a deployment and a training job share a 2-core machine
+        admin_password=ADMIN_PASSWORD,
+        reconcile_interval_s=0.5,
+    )
+
+
+@pytest.fixture(scope="session")
+def running_platform(platform_settings: Settings) -> Iterator[platform.RunningPlatform]:
+    running, _ = platform.start(platform_settings)
+    yield running
+    platform.stop(platform_settings)
+
+
+@pytest.fixture(scope="session")
+def admin(running_platform: platform.RunningPlatform) -> Client:
+    return Client(running_platform.api_url).login("admin", ADMIN_PASSWORD)
