@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from train_jobs.templates.tabular_mlp import (
+    InvalidData,
+    TabularSpec,
+    build_model,
+    check_frame,
+    encode_features,
+    encode_labels,
+    fit_spec,
+    predict,
+)
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [10, 10, 20, 20], "label": ["a", "b", "a", "b"]})
+
+
+def test_spec_standardises_with_training_statistics_and_round_trips() -> None:
+    spec = fit_spec(frame(), "label")
+    assert spec.feature_columns == ["x", "y"]
+    assert spec.classes == ["a", "b"]
+    encoded = encode_features(spec, frame())
+    np.testing.assert_allclose(encoded.mean(axis=0), [0, 0], atol=1e-6)
+    np.testing.assert_allclose(encoded.std(axis=0), [1, 1], atol=1e-6)
+    assert TabularSpec.from_dict(spec.to_dict()) == spec
+    assert encode_labels(spec, frame()["label"]).tolist() == [0, 1, 0, 1]
+
+
+def test_constant_column_and_missing_values_do_not_produce_nan() -> None:
+    data = frame().assign(c=5.0)
+    spec = fit_spec(data, "label")
+    rows = data.drop(columns="label").assign(x=[None, 1.0, 2.0, 3.0])
+    assert np.isfinite(encode_features(spec, rows)).all()
+
+
+@pytest.mark.parametrize(
+    ("data", "target", "match"),
+    [
+        (frame(), "nope", "not in the data"),
+        (frame().assign(colour=["r", "g", "b", "r"]), "label", "colour"),
+        (frame().assign(label="a"), "label", "2 to"),
+        (frame()[["label"]], "label", "no feature columns"),
+        (frame().assign(label=["a", None, "b", "a"]), "label", "missing"),
+    ],
+)
+def test_check_frame_names_the_problem(data: pd.DataFrame, target: str, match: str) -> None:
+    with pytest.raises(InvalidData, match=match):
+        check_frame(data, target)
+
+
+def test_predict_returns_labels_and_probabilities() -> None:
+    spec = fit_spec(frame(), "label")
+    torch.manual_seed(0)
+    result = predict(build_model(spec), spec, frame().drop(columns="label"))
+    assert set(result["labels"]) <= {"a", "b"}
+    np.testing.assert_allclose([sum(p) for p in result["probabilities"]], 1.0, rtol=1e-6)
+
+
+def test_missing_input_column_is_named() -> None:
+    spec = fit_spec(frame(), "label")
+    with pytest.raises(InvalidData, match="'y'"):
+        encode_features(spec, frame()[["x"]])
