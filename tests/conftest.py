@@ -14,6 +14,7 @@ import pytest
 from app.cluster import platform
 from app.core.config import Settings
 from app.sdk import Client
+from tests.utils.ports import cluster_ports
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -25,9 +26,7 @@ ADMIN_PASSWORD = "test-admin-password-1"
 def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         data_dir=tmp_path_factory.mktemp("platform"),
-        ray_port=6490,
-        ray_dashboard_port=8275,
-        http_port=8100,
+        **cluster_ports(),
         ray_num_cpus=4,  # logical CPUs: lets a deployment and a training job share a 2-core machine
         admin_password=ADMIN_PASSWORD,
         reconcile_interval_s=0.5,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
 from app.core.errors import AipError, ErrorCode
+from app.core.permissions import check_known
 from app.db.models import User
 from app.db.session import session_scope
 from app.services import users
@@ -51,6 +52,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def require(permission: str) -> Callable[[User], User]:
     """A dependency that lets a request through only if the user holds `permission` (e.g. `dataset:list`)."""
+    check_known(permission)
 
     def check(user: CurrentUser) -> User:
         if not users.has_permission(user, permission):

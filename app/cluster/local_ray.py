@@ -42,7 +42,7 @@ def start_head(settings: Settings, log_path: Path) -> int:
         f"--runtime-env-agent-port={p + 6}",
         f"--ray-client-server-port={p + 7}",
         f"--min-worker-port={p + 100}",
-        f"--max-worker-port={p + 999}",
+        f"--max-worker-port={p + 399}",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={settings.ray_dashboard_port}",
         f"--temp-dir={settings.ray_temp_dir}",

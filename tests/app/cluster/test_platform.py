@@ -9,6 +9,7 @@ import psutil
 
 from app.cluster import local_ray, platform
 from app.core.config import Settings
+from tests.utils.ports import cluster_ports
 
 
 def test_second_start_finds_the_running_platform(running_platform, platform_settings: Settings) -> None:  # noqa: ANN001
@@ -18,7 +19,7 @@ def test_second_start_finds_the_running_platform(running_platform, platform_sett
 
 
 def test_stop_by_pid_leaves_other_clusters_alone(running_platform, tmp_path: Path) -> None:  # noqa: ANN001
-    other = Settings(data_dir=tmp_path, ray_port=6590, ray_dashboard_port=8285, http_port=8200, ray_num_cpus=1)
+    other = Settings(data_dir=tmp_path, ray_num_cpus=1, **cluster_ports(base=21000))
     pid = local_ray.start_head(other, tmp_path / "head.log")
     local_ray.wait_until_ready(other, pid)
     tree = [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
