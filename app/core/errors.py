@@ -55,5 +55,9 @@ def not_found(kind: str, ident: object) -> AipError:
     return AipError(ErrorCode.NOT_FOUND, f"{kind} {ident} does not exist (or you cannot see it).")
 
 
+def forbidden(message: str, **details: Any) -> AipError:
+    return AipError(ErrorCode.FORBIDDEN, message, **details)
+
+
 def conflict(message: str, **details: Any) -> AipError:
     return AipError(ErrorCode.CONFLICT, message, **details)

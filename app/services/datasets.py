@@ -14,13 +14,10 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import invalid, not_found
 from app.db.models import Dataset, DatasetVersion, User
+from app.services.access import can_read, readable
 from app.storage import ObjectStore
 
 SUPPORTED_FORMATS = ("csv",)
-
-
-def visible(user: User, owner_id: int) -> bool:
-    return user.is_admin or owner_id == user.id
 
 
 def create_dataset(session: Session, *, owner: User, name: str, description: str = "") -> Dataset:
@@ -31,22 +28,19 @@ def create_dataset(session: Session, *, owner: User, name: str, description: str
 
 
 def list_datasets(session: Session, *, user: User) -> list[Dataset]:
-    query = select(Dataset).order_by(Dataset.id)
-    if not user.is_admin:
-        query = query.where(Dataset.owner_id == user.id)
-    return list(session.scalars(query))
+    return list(session.scalars(select(Dataset).where(readable(user, Dataset)).order_by(Dataset.id)))
 
 
 def get_dataset(session: Session, *, user: User, dataset_id: int) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None or not visible(user, dataset.owner_id):
+    if dataset is None or not can_read(user, dataset):
         raise not_found("Dataset", dataset_id)
     return dataset
 
 
 def get_version(session: Session, *, user: User, version_id: int) -> DatasetVersion:
     version = session.get(DatasetVersion, version_id)
-    if version is None or not visible(user, version.dataset.owner_id):
+    if version is None or not can_read(user, version.dataset):
         raise not_found("Dataset version", version_id)
     return version
 

@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session
 
 from app.cluster import serve_control
 from app.core.config import Settings
-from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
-from app.db.models import Deployment, DeploymentStatus, User
+from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
+from app.db.models import Deployment, DeploymentStatus, ModelVersion, User
 from app.db.session import session_scope
 from app.services import models
-from app.services.datasets import visible
+from app.services.access import can_read, can_write, readable
 
 SERVE_TO_STATUS = {
     "RUNNING": DeploymentStatus.RUNNING,
@@ -28,7 +28,7 @@ def desired_apps(session: Session) -> list[serve_control.ModelApp]:
         serve_control.ModelApp(
             name=d.app_name,
             model_version_id=d.model_version_id,
-            artifact_key=session.get_one(models.ModelVersion, d.model_version_id).artifact_key,
+            artifact_key=session.get_one(ModelVersion, d.model_version_id).artifact_key,
             num_replicas=d.num_replicas,
         )
         for d in rows
@@ -59,21 +59,21 @@ def deploy(settings: Settings, *, user: User, model_version_id: int, num_replica
 
 def get_deployment(session: Session, *, user: User, deployment_id: int) -> Deployment:
     deployment = session.get(Deployment, deployment_id)
-    if deployment is None or not visible(user, deployment.owner_id):
+    if deployment is None or not can_read(user, deployment):
         raise not_found("Deployment", deployment_id)
     return deployment
 
 
 def list_deployments(session: Session, *, user: User) -> list[Deployment]:
-    query = select(Deployment).order_by(Deployment.id)
-    if not user.is_admin:
-        query = query.where(Deployment.owner_id == user.id)
-    return list(session.scalars(query))
+    return list(session.scalars(select(Deployment).where(readable(user, Deployment)).order_by(Deployment.id)))
 
 
 def undeploy(settings: Settings, *, user: User, deployment_id: int) -> None:
     with session_scope(settings.database_url) as session:
-        get_deployment(session, user=user, deployment_id=deployment_id).status = DeploymentStatus.DELETING
+        deployment = get_deployment(session, user=user, deployment_id=deployment_id)
+        if not can_write(user, deployment):
+            raise forbidden(f"Deployment {deployment_id} is not yours to delete.")
+        deployment.status = DeploymentStatus.DELETING
     apply_desired(settings)
     with session_scope(settings.database_url) as session:
         session.delete(session.get_one(Deployment, deployment_id))

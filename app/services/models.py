@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import not_found
 from app.db.models import Model, ModelVersion, TrainingJob, User
-from app.services.datasets import visible
+from app.services.access import can_read, readable
 
 
 def register_version(
@@ -44,15 +44,12 @@ def register_version(
 
 
 def list_models(session: Session, *, user: User) -> list[Model]:
-    query = select(Model).order_by(Model.id)
-    if not user.is_admin:
-        query = query.where(Model.owner_id == user.id)
-    return list(session.scalars(query))
+    return list(session.scalars(select(Model).where(readable(user, Model)).order_by(Model.id)))
 
 
 def get_version(session: Session, *, user: User, version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, version_id)
-    if version is None or not visible(user, version.model.owner_id):
+    if version is None or not can_read(user, version.model):
         raise not_found("Model version", version_id)
     return version
 

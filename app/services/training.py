@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
-from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
+from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
 from app.db.models import JobMetric, JobStatus, TrainingJob, User, utcnow
 from app.db.session import session_scope
 from app.services import datasets
+from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
 from train_jobs.templates import tabular_mlp
 
@@ -80,20 +81,19 @@ def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobS
 
 def get_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
     job = session.get(TrainingJob, job_id)
-    if job is None or not datasets.visible(user, job.owner_id):
+    if job is None or not can_read(user, job):
         raise not_found("Training job", job_id)
     return job
 
 
 def list_jobs(session: Session, *, user: User) -> list[TrainingJob]:
-    query = select(TrainingJob).order_by(TrainingJob.id.desc())
-    if not user.is_admin:
-        query = query.where(TrainingJob.owner_id == user.id)
-    return list(session.scalars(query))
+    return list(session.scalars(select(TrainingJob).where(readable(user, TrainingJob)).order_by(TrainingJob.id.desc())))
 
 
 def stop_job(settings: Settings, session: Session, *, user: User, job_id: int) -> TrainingJob:
     job = get_job(session, user=user, job_id=job_id)
+    if not can_write(user, job):
+        raise forbidden(f"Job {job_id} is not yours to stop.")
     if JobStatus(job.status).is_terminal:
         raise conflict(f"Job {job_id} already ended as {job.status}.")
     if job.ray_job_id:
