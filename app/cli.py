@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app import credentials
+from app.cli_dataset import dataset_app
 from app.core.config import Settings, get_settings
 from app.sdk import ApiError, Client
 from app.services.users import ADMIN_PASSWORD_FILE
@@ -32,17 +35,65 @@ def _admin_password(settings: Settings) -> str | None:
 
 
 def _client(url: str | None, username: str | None, password: str | None) -> Client:
+    """A logged-in client: from AIP_TOKEN (an API token), a saved `aiplatform login`, or a password
+    (the local admin's is read from the data dir)."""
     settings = get_settings()
+    base = url or settings.api_url
+    if token := os.environ.get("AIP_TOKEN"):
+        return Client(base, token=token)
+    saved = credentials.load(base)
+    if password is None and saved and username in (None, saved["username"]):
+        try:
+            client = Client(base).resume(saved["refresh_token"])
+            credentials.save(base, username=saved["username"], refresh_token=client.refresh_token or "")
+            return client
+        except ApiError:
+            credentials.forget(base)  # expired or revoked: fall back to a password
     username = username or settings.admin_username
     if password is None and username == settings.admin_username:
         password = _admin_password(settings)
     if password is None:
-        raise typer.BadParameter("Give --password (or set AIP_PASSWORD).")
+        raise typer.BadParameter("Run `aiplatform login` first, or give --password, or set AIP_TOKEN.")
     try:
-        return Client(url or settings.api_url).login(username, password)
+        return Client(base).login(username, password)
     except ApiError as e:
         console.print(f"[red]Login failed:[/red] {e}")
         raise typer.Exit(1) from e
+
+
+@app.command()
+def login(
+    url: UrlOpt = None,
+    username: Annotated[str, typer.Option("--username", "-u", prompt=True)] = "",
+    password: Annotated[
+        str, typer.Option("--password", "-p", prompt=True, hide_input=True, envvar="AIP_PASSWORD")
+    ] = "",
+) -> None:
+    """Log in and keep the login (a refresh token) for later commands."""
+    base = url or get_settings().api_url
+    try:
+        client = Client(base).login(username, password)
+    except ApiError as e:
+        console.print(f"[red]Login failed:[/red] {e}")
+        raise typer.Exit(1) from e
+    credentials.save(base, username=username, refresh_token=client.refresh_token or "")
+    console.print(f"Logged in to {base} as {username}.")
+
+
+@app.command()
+def logout(url: UrlOpt = None) -> None:
+    """End the saved login (the server revokes it) and forget it."""
+    base = url or get_settings().api_url
+    saved = credentials.load(base)
+    if not saved:
+        console.print("Not logged in.")
+        return
+    try:
+        Client(base).resume(saved["refresh_token"]).logout()
+    except ApiError:
+        pass  # already expired or revoked
+    credentials.forget(base)
+    console.print("Logged out.")
 
 
 @app.command()
@@ -156,17 +207,254 @@ def _follow_job(client: Client, job_id: int, epochs: int) -> dict[str, Any]:
         return client.wait_job(job_id, on_update=show)
 
 
-@app.command("jobs")
-def list_jobs(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+job_app = typer.Typer(help="Training jobs: create, follow, stop, retry, delete.", no_args_is_help=True)
+app.add_typer(job_app, name="job")
+
+
+def _job_call(call: Any) -> Any:
+    try:
+        return call()
+    except ApiError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    return f"{job['id']:>5}  {job['status']:<10} p{job['priority']:<4} {job['name']}  {job['message'][:60]}"
+
+
+@job_app.command("create")
+def job_create(
+    target: Annotated[str, typer.Option("--target", help="Target column.")],
+    dataset_id: Annotated[int | None, typer.Option(help="Train on the dataset's newest version.")] = None,
+    dataset_version_id: int | None = None,
+    template: str = "tabular_mlp",
+    task: str = "classification",
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    num_workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    priority: int = 0,
+    checkpoint_interval: int = 1,
+    name: str | None = None,
+    config: Annotated[
+        Path | None, typer.Option(help="JSON file with more fields (lr_scheduler, early_stopping, metric, ...).")
+    ] = None,
+    start: Annotated[bool, typer.Option(help="Queue at once (else CREATED until `job start`).")] = True,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Create a training job (queued for the scheduler unless --no-start)."""
+    spec: dict[str, Any] = {
+        "target_column": target,
+        "template": template,
+        "task": task,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "num_workers": num_workers,
+        "cpus_per_worker": cpus_per_worker,
+        "gpus_per_worker": gpus_per_worker,
+        "priority": priority,
+        "checkpoint_interval": checkpoint_interval,
+        "start": start,
+    }
+    spec |= {
+        k: v
+        for k, v in {"dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "name": name}.items()
+        if v is not None
+    }
+    if config is not None:
+        spec |= json.loads(config.read_text())
+    client = _client(url, username, password)
+    job = _job_call(lambda: client.create_job(**spec))
+    console.print(_job_line(job))
+
+
+@job_app.command("list")
+def job_list(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
     """List training jobs."""
-    for job in _client(url, username, password).list_jobs():
-        console.print(f"{job['id']:>5}  {job['status']:<10} {job['name']}  {job['message'][:60]}")
+    client = _client(url, username, password)
+    for job in _job_call(lambda: client.list_jobs(status)):
+        console.print(_job_line(job), markup=False, highlight=False)
 
 
-@app.command("logs")
-def job_logs(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
-    """Print a training job's logs."""
-    console.print(_client(url, username, password).job_logs(job_id), markup=False, highlight=False)
+@job_app.command("show")
+def job_show(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Show a job: state, transitions, last metrics."""
+    client = _client(url, username, password)
+    job = _job_call(lambda: client.get_job(job_id))
+    console.print(_job_line(job), markup=False, highlight=False)
+    for t in job["transitions"]:
+        console.print(f"  {t['created_at']}  {t['from_status'] or '-':>9} -> {t['to_status']:<9} {t['message']}")
+    if job["metrics"]:
+        console.print(f"  last metrics: {job['metrics'][-1]}")
+
+
+@job_app.command("logs")
+def job_logs(
+    job_id: int,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream new lines until the job ends.")] = False,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Print a training job's logs (with -f, follow them live)."""
+    client = _client(url, username, password)
+    if not follow:
+        console.print(_job_call(lambda: client.job_logs(job_id)), markup=False, highlight=False)
+        return
+    try:
+        for line in client.follow_job_logs(job_id):
+            console.print(line, markup=False, highlight=False)
+    except ApiError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+
+
+def _job_action(action: str, job_id: int, url: str | None, username: str | None, password: str | None) -> None:
+    client = _client(url, username, password)
+    result = _job_call(lambda: getattr(client, f"{action}_job")(job_id))
+    console.print(_job_line(result) if result else f"Job {job_id} deleted.", markup=False, highlight=False)
+
+
+@job_app.command("start")
+def job_start(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Queue a CREATED job."""
+    _job_action("start", job_id, url, username, password)
+
+
+@job_app.command("stop")
+def job_stop(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Stop a queued or running job (its resources are freed)."""
+    _job_action("stop", job_id, url, username, password)
+
+
+@job_app.command("retry")
+def job_retry(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Queue a FAILED or STOPPED job again; it resumes from its last checkpoint."""
+    _job_action("retry", job_id, url, username, password)
+
+
+@job_app.command("delete")
+def job_delete(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Delete an ended job with its metrics, logs and checkpoints."""
+    _job_action("delete", job_id, url, username, password)
+
+
+user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
+role_app = typer.Typer(help="Manage roles (admins).", no_args_is_help=True)
+token_app = typer.Typer(help="Your personal API tokens (for scripts: AIP_TOKEN=...).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(role_app, name="role")
+app.add_typer(token_app, name="token")
+app.add_typer(dataset_app, name="dataset")
+
+
+@user_app.command("list")
+def user_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    for user in _client(url, username, password).list_users():
+        state = "active" if user["is_active"] else "disabled"
+        console.print(f"{user['id']:>5}  {user['username']:<20} {state:<9} {', '.join(user['roles'])}")
+
+
+@user_app.command("create")
+def user_create(
+    new_username: str,
+    role: Annotated[list[str], typer.Option("--role", "-r", help="Role name; repeat for several.")] = ["developer"],  # noqa: B006
+    new_password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    user = _client(url, username, password).create_user(new_username, new_password, role)
+    console.print(f"Created user {user['id']} {user['username']} ({', '.join(user['roles'])}).")
+
+
+def _set_user(user_id: int, url: str | None, username: str | None, password: str | None, **changes: Any) -> None:
+    user = _client(url, username, password).update_user(user_id, **changes)
+    console.print(f"User {user['id']} {user['username']}: {'active' if user['is_active'] else 'disabled'}.")
+
+
+@user_app.command("disable")
+def user_disable(user_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    _set_user(user_id, url, username, password, is_active=False)
+
+
+@user_app.command("enable")
+def user_enable(user_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    _set_user(user_id, url, username, password, is_active=True, unlock=True)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    user_id: int,
+    new_password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    _client(url, username, password).reset_password(user_id, new_password)
+    console.print(f"Password of user {user_id} reset; their logins were ended.")
+
+
+@role_app.command("list")
+def role_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    for role in _client(url, username, password).list_roles():
+        kind = "built-in" if role["builtin"] else "custom"
+        console.print(f"{role['id']:>4}  {role['name']:<16} {kind:<9} {', '.join(role['permissions'])}")
+
+
+@role_app.command("create")
+def role_create(
+    name: str,
+    permission: Annotated[list[str], typer.Option("--permission", "-p", help="Repeat for several.")],
+    description: str = "",
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    role = _client(url, username, password).create_role(name, permission, description)
+    console.print(f"Created role {role['id']} {role['name']}.")
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="A permission; repeat for several.")],
+    days: int = 90,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    token = _client(url, username, password).create_api_token(name, scope, days)
+    console.print(f"Token {token['id']} ({', '.join(token['scopes'])}), shown only now:")
+    console.print(token["token"], markup=False, highlight=False)
+
+
+@token_app.command("list")
+def token_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    for token in _client(url, username, password).list_api_tokens():
+        state = "revoked" if token["revoked_at"] else f"expires {token['expires_at'] or 'never'}"
+        console.print(f"{token['id']:>4}  {token['name']:<20} aip_{token['prefix']}_…  {state}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    _client(url, username, password).revoke_api_token(token_id)
+    console.print(f"Token {token_id} revoked.")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ client.upload_csv(dataset["id"], "iris.csv")
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +26,99 @@ class ApiError(RuntimeError):
 
 
 class Client:
+    """Authenticates with a personal API token (`token=`), or logs in and refreshes its access token itself."""
+
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 120) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=timeout)
+        self.refresh_token: str | None = None
         if token:
-            self._http.headers["Authorization"] = f"Bearer {token}"
+            self._bearer(token)
+
+    def _bearer(self, token: str) -> None:
+        self._http.headers["Authorization"] = f"Bearer {token}"
 
     def login(self, username: str, password: str) -> Client:
-        token = self._call("POST", "/auth/login", data={"username": username, "password": password})["access_token"]
-        self._http.headers["Authorization"] = f"Bearer {token}"
+        self._use(self._call("POST", "/auth/login", data={"username": username, "password": password}))
         return self
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def resume(self, refresh_token: str) -> Client:
+        """Continues a saved login (the refresh token rotates: read `refresh_token` afterwards to save it)."""
+        self.refresh_token = refresh_token
+        self.refresh()
+        return self
+
+    def refresh(self) -> None:
+        if not self.refresh_token:
+            raise ApiError(401, {"message": "No login to refresh: log in again."})
+        self._use(self._call("POST", "/auth/refresh", json={"refresh_token": self.refresh_token}, _retry=False))
+
+    def _use(self, login: dict[str, Any]) -> None:
+        self.refresh_token = login["refresh_token"]
+        self._bearer(login["access_token"])
+
+    def logout(self) -> None:
+        self._call("POST", "/auth/logout")
+        self.refresh_token = None
+        self._http.headers.pop("Authorization", None)
+
+    def _call(self, method: str, path: str, _retry: bool = True, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
+        if response.status_code == 401 and _retry and self.refresh_token and "expired" in response.text:
+            self.refresh()
+            return self._call(method, path, _retry=False, **kwargs)
         body: Any = response.json() if "json" in response.headers.get("content-type", "") else response.text
         if response.status_code >= 400:
             raise ApiError(response.status_code, body)
         return body
+
+    # account and administration
+    def account(self) -> dict[str, Any]:
+        return self._call("GET", "/account")
+
+    def change_password(self, current: str, new: str) -> None:
+        self._call("POST", "/account/password", json={"current_password": current, "new_password": new})
+
+    def create_api_token(self, name: str, scopes: list[str], expires_days: int | None = 90) -> dict[str, Any]:
+        return self._call("POST", "/account/token", json={"name": name, "scopes": scopes, "expires_days": expires_days})
+
+    def list_api_tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/account/token")
+
+    def revoke_api_token(self, token_id: int) -> None:
+        self._call("DELETE", f"/account/token/{token_id}")
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/user")
+
+    def create_user(self, username: str, password: str, roles: list[str]) -> dict[str, Any]:
+        return self._call("POST", "/system/user", json={"username": username, "password": password, "roles": roles})
+
+    def update_user(self, user_id: int, **changes: Any) -> dict[str, Any]:
+        return self._call("PATCH", f"/system/user/{user_id}", json=changes)
+
+    def reset_password(self, user_id: int, password: str) -> None:
+        self._call("POST", f"/system/user/{user_id}/password", json={"password": password})
+
+    def list_roles(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/role")
+
+    def create_role(self, name: str, permissions: list[str], description: str = "") -> dict[str, Any]:
+        return self._call(
+            "POST", "/system/role", json={"name": name, "permissions": permissions, "description": description}
+        )
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/audit", params={k: v for k, v in filters.items() if v is not None})
+
+    def settings(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/config")
+
+    def set_setting(self, key: str, value: Any) -> dict[str, Any]:
+        return self._call("PUT", f"/system/config/{key}", json={"value": value})
+
+    def share(self, kind: str, resource_id: int, username: str) -> None:
+        self._call("POST", f"/{kind}/{resource_id}/share", json={"username": username})
 
     # datasets
     def create_dataset(self, name: str, description: str = "") -> dict[str, Any]:
@@ -56,6 +132,24 @@ class Client:
     def list_datasets(self) -> list[dict[str, Any]]:
         return self._call("GET", "/dataset")
 
+    def upload(self, dataset_id: int, path: str | Path, **options: Any) -> dict[str, Any]:
+        """Resumable chunked upload of any supported file (see app.upload_client.upload_file for options)."""
+        from app.upload_client import upload_file
+
+        return upload_file(self, dataset_id, path, **options)
+
+    def get_dataset_version(self, version_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/version/{version_id}")
+
+    def dataset_profile(self, version_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/version/{version_id}/profile")
+
+    def delete_dataset_version(self, version_id: int) -> None:
+        self._call("DELETE", f"/dataset/version/{version_id}")
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        self._call("DELETE", f"/dataset/{dataset_id}")
+
     # training
     def create_job(self, **spec: Any) -> dict[str, Any]:
         return self._call("POST", "/training/job", json=spec)
@@ -63,14 +157,45 @@ class Client:
     def get_job(self, job_id: int) -> dict[str, Any]:
         return self._call("GET", f"/training/job/{job_id}")
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/training/job")
+    def list_jobs(self, status: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/training/job", params={"status": status} if status else None)
 
     def job_logs(self, job_id: int) -> str:
         return self._call("GET", f"/training/job/{job_id}/logs")
 
+    def follow_job_logs(self, job_id: int) -> Iterator[str]:
+        """Yields the job's log lines as they are written (server-sent events), until the job ends."""
+        with self._http.stream("GET", f"/training/job/{job_id}/logs/stream", timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json())
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    if event == "end":
+                        return
+                    yield line[6:] if line.startswith("data: ") else line[5:]
+                elif not line:
+                    event = "message"
+
+    def job_metrics(self, job_id: int, **query: Any) -> dict[str, Any]:
+        """Metric history; query: since, until (ISO times), offset, limit, max_points."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call("GET", f"/training/job/{job_id}/metrics", params=params)
+
+    def start_job(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/job/{job_id}/start")
+
     def stop_job(self, job_id: int) -> dict[str, Any]:
         return self._call("POST", f"/training/job/{job_id}/stop")
+
+    def retry_job(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/job/{job_id}/retry")
+
+    def delete_job(self, job_id: int) -> None:
+        self._call("DELETE", f"/training/job/{job_id}")
 
     def wait_job(
         self, job_id: int, timeout_s: float = 900, on_update: Callable[[dict[str, Any]], None] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -14,13 +14,12 @@ from app.core.errors import AipError, ErrorCode
 from app.core.permissions import check_known
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import users
+from app.services import tokens
 from app.storage import ObjectStore, open_store
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-
 
 _stores: dict[str, ObjectStore] = {}
 
@@ -41,23 +40,34 @@ StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_current_user(session: SessionDep, settings: SettingsDep, token: str | None = Depends(oauth2_scheme)) -> User:
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def get_principal(
+    request: Request, session: SessionDep, settings: SettingsDep, token: str | None = Depends(oauth2_scheme)
+) -> tokens.Principal:
     if not token:
         raise AipError(ErrorCode.UNAUTHENTICATED, "Not logged in: send 'Authorization: Bearer <token>' from login.")
-    return users.user_from_token(session, settings, token)
+    principal = tokens.principal_for(session, settings, token)
+    request.state.user_id = principal.user.id  # for the audit log
+    request.state.username = principal.user.username
+    return principal
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+PrincipalDep = Annotated[tokens.Principal, Depends(get_principal)]
 
 
-def require(permission: str) -> Callable[[User], User]:
-    """A dependency that lets a request through only if the user holds `permission` (e.g. `dataset:list`)."""
+def require(permission: str) -> Callable[..., User]:
+    """A dependency that lets a request through only if the caller holds `permission` (e.g. `dataset:list`)
+    and, with an API token, the token's scopes include it. Returns the user."""
     check_known(permission)
 
-    def check(user: CurrentUser) -> User:
-        if not users.has_permission(user, permission):
+    def check(request: Request, principal: PrincipalDep) -> User:
+        request.state.permission = permission
+        if not principal.allows(permission):
             raise AipError(ErrorCode.FORBIDDEN, f"You lack the permission {permission!r}; ask an admin for it.")
-        return user
+        return principal.user
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test
     return check

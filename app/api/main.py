@@ -8,7 +8,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api.routes import auth, datasets, deployments, models, training
+from app.api.audit import AuditMiddleware
+from app.api.routes import account, auth, datasets, deployments, models, shares, system, training, uploads
 from app.core.errors import AipError
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ API_PREFIX = "/api/v1"
 def create_app() -> FastAPI:
     app = FastAPI(title="aiplatform", version="0.1.0", description="Self-hosted AI training platform on Ray.")
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, datasets, training, models, deployments):
+    for module in (auth, account, system, shares, datasets, uploads, training, models, deployments):
         api.include_router(module.router)
 
     @api.get("/health", tags=["health"])
@@ -27,14 +28,16 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(api)
+    app.add_middleware(AuditMiddleware)
     app.add_exception_handler(AipError, _aip_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
 
 
-async def _aip_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _aip_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AipError)
+    request.state.audit_message = exc.message
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 

@@ -7,20 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from train_jobs.job_config import TrainConfig
+
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-
-
-class Token(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-
-
-class UserPublic(Public):
-    id: int
-    username: str
-    is_admin: bool
 
 
 class DatasetCreate(BaseModel):
@@ -50,17 +41,25 @@ class DatasetPublic(Public):
     versions: list[DatasetVersionPublic] = []
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobCreate(TrainConfig):
+    """A training job: data, template, hyperparameters and resources (see train_jobs/job_config.py)."""
+
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = Field(default=None, description="Trains on the dataset's newest version.")
     dataset_version_id: int | None = None
     template: str = "tabular_mlp"
-    target_column: str = Field(min_length=1)
-    epochs: int = Field(default=10, ge=1, le=10_000)
-    batch_size: int = Field(default=32, ge=1, le=65_536)
-    learning_rate: float = Field(default=1e-3, gt=0, le=10)
-    num_workers: int = Field(default=2, ge=1, le=256)
+    priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
+    start: bool = Field(default=True, description="False: keep the job CREATED until POST .../start.")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
+
+
+class JobTransitionPublic(Public):
+    from_status: str | None
+    to_status: str
+    message: str
+    created_at: dt.datetime
 
 
 class JobPublic(Public):
@@ -72,12 +71,23 @@ class JobPublic(Public):
     config: dict[str, Any]
     status: str
     message: str
+    priority: int
+    attempts: int
     ray_job_id: str | None
+    code_hash: str | None
     created_at: dt.datetime
+    queued_at: dt.datetime | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     metrics: list[dict[str, Any]] = []
+    transitions: list[JobTransitionPublic] = []
     model_version_id: int | None = None
+
+
+class MetricsPage(BaseModel):
+    job_id: int
+    total_steps: int
+    points: list[dict[str, Any]]
 
 
 class ModelVersionPublic(Public):
@@ -91,6 +101,7 @@ class ModelVersionPublic(Public):
     artifact_key: str
     signature: dict[str, Any]
     metrics: dict[str, float]
+    lineage: dict[str, Any] | None = None
     created_at: dt.datetime
 
 
@@ -124,3 +135,61 @@ class PredictResponse(BaseModel):
     labels: list[Any]
     probabilities: list[list[float]]
     classes: list[Any]
+
+
+# data layer: uploads, versions, profiles, quality
+
+
+class DatasetVersionDetail(DatasetVersionPublic):
+    parent_id: int | None = None
+    pipeline: dict[str, Any] | None = None
+    state_key: str | None = None
+
+
+class UploadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file_name: str = Field(min_length=1, max_length=255)
+    size_bytes: int = Field(ge=0, description="Size of the whole file in bytes.")
+    sha256: str = Field(description="sha256 of the whole file, hex.")
+    chunk_size: int = Field(gt=0, description="Bytes per chunk; the last chunk holds the rest.")
+
+
+class UploadPublic(Public):
+    id: str
+    dataset_id: int
+    file_name: str
+    size_bytes: int
+    sha256: str
+    chunk_size: int
+    num_chunks: int
+    status: str
+    message: str
+    version_id: int | None
+    received: list[int] = Field(default=[], description="Indexes of the chunks the server has.")
+    content_known: bool = Field(default=False, description="The server has these bytes: complete without chunks.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class QualityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    iqr_factor: float = Field(default=1.5, gt=0, description="Outlier if outside [Q1 - k*IQR, Q3 + k*IQR].")
+    z_threshold: float = Field(default=3.0, gt=0, description="Outlier if |value - mean| / std exceeds this.")
+    key_columns: list[str] = Field(default=[], description="Columns whose values must be unique.")
+    column_types: dict[str, str] = Field(
+        default={}, description="Declared type per column (int, float, bool, datetime, str); default: inferred."
+    )
+    max_examples: int = Field(default=5, ge=0, le=100)
+
+
+class QualityReportPublic(Public):
+    id: int
+    version_id: int
+    owner_id: int
+    status: str
+    config: dict[str, Any]
+    result: dict[str, Any] | None
+    score: float | None
+    message: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None

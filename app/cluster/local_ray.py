@@ -21,7 +21,7 @@ from app.core.config import Settings
 
 def ray_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(settings.worker_env())
+    env.update(settings.worker_env(with_secrets=True))
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     return env
 

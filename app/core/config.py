@@ -38,11 +38,18 @@ class Settings(BaseSettings):
     http_port: int = 8000
 
     secret_key: str = Field(default="", description="Signs tokens; empty: generated once into the data dir.")
-    access_token_minutes: int = Field(default=60, ge=1)
+    encryption_key: str = Field(default="", description="Fernet key for secrets at rest; empty: generated once.")
+    access_token_minutes: int = Field(default=15, ge=1)
     admin_username: str = "admin"
     admin_password: str = Field(default="", description="Empty: generated once and shown by `aiplatform up`.")
 
     reconcile_interval_s: float = Field(default=2.0, gt=0)
+    max_gpus_per_user: float | None = Field(default=None, ge=0, description="GPUs one user's jobs may hold at once.")
+
+    max_upload_bytes: int = Field(default=10 << 30, gt=0, description="Largest dataset file one upload may hold.")
+    user_quota_bytes: int = Field(default=100 << 30, gt=0, description="Dataset bytes (versions + open uploads).")
+    upload_max_chunk_bytes: int = Field(default=64 << 20, ge=1024, description="Largest chunk of an upload.")
+    upload_session_ttl_s: float = Field(default=24 * 3600, gt=0, description="Idle uploads expire after this.")
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
@@ -52,8 +59,14 @@ class Settings(BaseSettings):
         if not self.storage_url:
             self.storage_url = f"file://{self.data_dir / 'objects'}"
         if not self.secret_key:
-            self.secret_key = _read_or_create_secret(self.data_dir / "secret_key")
+            self.secret_key = _read_or_create_secret(self.data_dir / "secret_key", secrets.token_urlsafe(48))
+        if not self.encryption_key:
+            self.encryption_key = _read_or_create_secret(self.data_dir / "encryption_key", _new_fernet_key())
         return self
+
+    def _is_secret(self, name: str) -> bool:
+        # A database URL with a password in it is a secret too.
+        return name in SECRET_FIELDS or (name == "database_url" and "@" in self.database_url.split("//", 1)[-1])
 
     @property
     def dashboard_url(self) -> str:
@@ -72,22 +85,35 @@ class Settings(BaseSettings):
         # Ray's socket paths must stay under 107 bytes, so long data dirs get a short private temp dir.
         return Path("/tmp") / f"aip-ray-{self.ray_port}"
 
-    def worker_env(self) -> dict[str, str]:
-        """Environment for every process Ray runs for the platform, so it sees the same settings."""
+    def worker_env(self, *, with_secrets: bool = False) -> dict[str, str]:
+        """Environment for the processes Ray runs for the platform, so they see the same settings.
+
+        Secrets are left out unless asked for: a Ray job's or Serve app's runtime_env is readable through Ray's
+        dashboard. Ray's processes inherit them from the head's environment (or the pod's, on Kubernetes); the
+        generated ones are read from the data dir.
+        """
         env = {
             f"{ENV_PREFIX}{name.upper()}": str(value)
             for name, value in self.model_dump().items()
-            if value is not None and value != ""
+            if value is not None and value != "" and (with_secrets or not self._is_secret(name))
         }
         env["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE", "disabled")
         return dict(sorted(env.items()))
 
 
-def _read_or_create_secret(path: Path) -> str:
+SECRET_FIELDS = frozenset({"secret_key", "encryption_key", "admin_password", "s3_secret_key"})
+
+
+def _new_fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _read_or_create_secret(path: Path, value: str) -> str:
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first

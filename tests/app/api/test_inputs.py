@@ -102,7 +102,7 @@ def test_routes_need_a_valid_token(running_platform, platform_settings: Settings
     assert httpx.get(f"{api}/health").status_code == 200
     assert httpx.get(f"{api}/dataset").status_code == 401
     assert httpx.get(f"{api}/dataset", headers={"Authorization": "Bearer forged"}).status_code == 401
-    expired = create_access_token(subject="1", secret_key=platform_settings.secret_key, minutes=-1)
+    expired = create_access_token(user_id=1, session_id=1, secret_key=platform_settings.secret_key, minutes=-1)
     response = httpx.get(f"{api}/training/job", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401
     assert "expired" in response.json()["message"]

@@ -1,0 +1,60 @@
+"""Middleware that writes one audit-log row for every state-changing API request (never its body)."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import get_settings
+from app.db.models import AuditEntry
+from app.db.session import session_scope
+from app.services import audit
+
+log = logging.getLogger(__name__)
+
+AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in AUDITED_METHODS:
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            self._record(scope, status["code"])
+
+    @staticmethod
+    def _record(scope: Scope, status_code: int) -> None:
+        state = scope.get("state") or {}
+        params = scope.get("path_params") or {}
+        client = scope.get("client")
+        entry = AuditEntry(
+            user_id=state.get("user_id"),
+            username=str(state.get("username", ""))[:64],
+            method=scope["method"],
+            path=scope["path"][:512],
+            action=str(state.get("permission", ""))[:64],
+            target=",".join(f"{k}={v}" for k, v in sorted(params.items()))[:256],
+            status_code=status_code,
+            result="success" if status_code < 400 else "failure",
+            message=str(state.get("audit_message", ""))[:512],
+            client_ip=(client[0] if client else "")[:64],
+        )
+        try:
+            with session_scope(get_settings().database_url) as session:
+                audit.record(session, entry)
+        except Exception:  # the audit write must not turn a done request into an error
+            log.exception("Could not write the audit log entry for %s %s", entry.method, entry.path)

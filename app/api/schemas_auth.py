@@ -1,0 +1,135 @@
+"""Request and response bodies of login, accounts, users, roles, audit and system settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginPublic(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class RefreshRequest(Strict):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class RolePublic(Public):
+    id: int
+    name: str
+    description: str
+    builtin: bool
+    permissions: list[str]
+
+
+class RoleCreate(Strict):
+    name: str = Field(min_length=2, max_length=64)
+    description: str = Field(default="", max_length=255)
+    permissions: list[str]
+
+
+class RoleUpdate(Strict):
+    description: str | None = Field(default=None, max_length=255)
+    permissions: list[str] | None = None
+
+
+class UserPublic(Public):
+    id: int
+    username: str
+    is_active: bool
+    created_at: dt.datetime
+    locked_until: dt.datetime | None
+    roles: list[str]
+
+    @classmethod
+    def of(cls, user: Any) -> UserPublic:
+        return cls(
+            id=user.id,
+            username=user.username,
+            is_active=user.is_active,
+            created_at=user.created_at,
+            locked_until=user.locked_until,
+            roles=[r.name for r in user.roles],
+        )
+
+
+class AccountPublic(UserPublic):
+    permissions: list[str]
+
+
+class UserCreate(Strict):
+    username: str = Field(min_length=2, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    roles: list[str] = Field(default_factory=lambda: ["developer"])
+
+
+class UserUpdate(Strict):
+    roles: list[str] | None = None
+    is_active: bool | None = None
+    unlock: bool = False
+
+
+class PasswordReset(Strict):
+    password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class ApiTokenCreate(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    scopes: list[str] = Field(min_length=1)
+    expires_days: int | None = Field(default=90, ge=1, le=3650)
+
+
+class ApiTokenPublic(Public):
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class ApiTokenCreated(ApiTokenPublic):
+    token: str = Field(description="Shown only now; store it safely.")
+
+
+class AuditPublic(Public):
+    id: int
+    created_at: dt.datetime
+    user_id: int | None
+    username: str
+    method: str
+    path: str
+    action: str
+    target: str
+    status_code: int
+    result: str
+    message: str
+    client_ip: str
+
+
+class SettingValue(Strict):
+    value: Any
+
+
+class ShareRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)

@@ -1,0 +1,42 @@
+"""The audit log: every state-changing request, and admins' queries over it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import AuditEntry
+
+
+def record(session: Session, entry: AuditEntry) -> None:
+    session.add(entry)
+
+
+def query(
+    session: Session,
+    *,
+    username: str | None = None,
+    action: str | None = None,
+    result: str | None = None,
+    path_prefix: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[AuditEntry]:
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    if username:
+        stmt = stmt.where(AuditEntry.username == username)
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    if result:
+        stmt = stmt.where(AuditEntry.result == result)
+    if path_prefix:
+        stmt = stmt.where(AuditEntry.path.startswith(path_prefix, autoescape=True))
+    if since:
+        stmt = stmt.where(AuditEntry.created_at >= since)
+    if until:
+        stmt = stmt.where(AuditEntry.created_at < until)
+    return list(session.scalars(stmt))
