@@ -19,6 +19,8 @@ from tests.utils.ports import cluster_ports
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+pytest_plugins = ["tests.utils.data_env"]  # data-layer fixtures: data_env, fast_env
+
 ADMIN_PASSWORD = "test-admin-password-1"
 
 
@@ -35,8 +37,7 @@ def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def running_platform(platform_settings: Settings) -> Iterator[platform.RunningPlatform]:
-    running, _ = platform.start(platform_settings)
-    yield running
+    yield platform.start(platform_settings).platform
     platform.stop(platform_settings)
 
 

@@ -41,8 +41,15 @@ def find_running(settings: Settings) -> RunningPlatform | None:
     return running
 
 
-def start(settings: Settings, *, timeout_s: float = 300) -> tuple[RunningPlatform, bool]:
-    """Starts the platform, or finds the one already running. Returns it and whether it was started now."""
+@dataclass(frozen=True)
+class StartResult:
+    platform: RunningPlatform
+    started: bool  # False: it was already running
+    admin_password: str | None  # generated at this first start; shown once, kept nowhere
+
+
+def start(settings: Settings, *, timeout_s: float = 300) -> StartResult:
+    """Starts the platform, or finds the one already running."""
     running = find_running(settings)
     if running:
         if not _healthy(running.api_url):
@@ -50,11 +57,11 @@ def start(settings: Settings, *, timeout_s: float = 300) -> tuple[RunningPlatfor
                 f"The platform's Ray head (PID {running.head_pid}) is alive but {running.api_url} does not answer. "
                 "Wait a minute if it is still starting, or run `aiplatform stop` and start again."
             )
-        return running, False
+        return StartResult(running, started=False, admin_password=None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_schema(settings.database_url)
     with session_scope(settings.database_url) as session:
-        users.ensure_admin(session, settings)
+        admin_password = users.ensure_admin(session, settings)
 
     head_pid = None
     if not settings.ray_address:
@@ -72,7 +79,7 @@ def start(settings: Settings, *, timeout_s: float = 300) -> tuple[RunningPlatfor
     except BaseException:
         stop(settings)
         raise
-    return running, True
+    return StartResult(running, started=True, admin_password=admin_password)
 
 
 def stop(settings: Settings) -> bool:

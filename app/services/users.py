@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import re
 import secrets
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,29 +34,31 @@ def ensure_builtin_roles(session: Session) -> None:
     session.flush()
 
 
-def ensure_admin(session: Session, settings: Settings) -> None:
-    """Creates the roles and the first admin on first start, with AIP_ADMIN_PASSWORD or a generated password kept
-    in a private file of the data dir for `aiplatform up` to show once."""
+def ensure_admin(session: Session, settings: Settings) -> str | None:
+    """Creates the roles and, on first start, the first admin with AIP_ADMIN_PASSWORD or a generated password.
+
+    Returns the generated password, which exists nowhere else: the caller shows it once.
+    """
     ensure_builtin_roles(session)
     if session.scalar(select(User).where(User.username == settings.admin_username)):
-        return
-    password = settings.admin_password or _generated_admin_password(settings)
-    admin = User(username=settings.admin_username, password_hash=hash_password(password))
+        return None
+    generated = None if settings.admin_password else secrets.token_urlsafe(12)
+    admin = User(username=settings.admin_username, password_hash=hash_password(settings.admin_password or generated))
     admin.roles = [_role(session, ADMIN_ROLE)]
     session.add(admin)
     session.flush()
+    return generated
 
 
-def _generated_admin_password(settings: Settings) -> str:
+def keep_admin_password(settings: Settings, password: str) -> Path:
+    """For a platform started without a terminal (e.g. a RayService), the generated admin password goes to a
+    file only its owner can read; delete it after the first login and password change."""
     path = settings.data_dir / ADMIN_PASSWORD_FILE
-    if path.exists():
-        return path.read_text().strip()
-    password = secrets.token_urlsafe(12)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(password)
-    return password
+    return path
 
 
 def _role(session: Session, name: str) -> Role:

@@ -13,9 +13,10 @@ from tests.utils.ports import cluster_ports
 
 
 def test_second_start_finds_the_running_platform(running_platform, platform_settings: Settings) -> None:  # noqa: ANN001
-    again, started = platform.start(platform_settings)
-    assert not started
-    assert again == running_platform
+    again = platform.start(platform_settings)
+    assert not again.started
+    assert again.platform == running_platform
+    assert again.admin_password is None
 
 
 def test_stop_by_pid_leaves_other_clusters_alone(running_platform, tmp_path: Path) -> None:  # noqa: ANN001
