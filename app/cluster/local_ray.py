@@ -58,11 +58,12 @@ def start_head(settings: Settings, log_path: Path) -> int:
     return proc.pid
 
 
-def wait_until_ready(settings: Settings, pid: int, timeout_s: float = 120) -> None:
-    """Waits until the dashboard (and with it the Jobs and Serve REST APIs) answers."""
+def wait_until_ready(settings: Settings, pid: int | None, timeout_s: float = 120) -> None:
+    """Waits until the dashboard (and with it the Jobs and Serve REST APIs) answers; `pid` is the head's, when
+    the platform started it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid):
+        if pid is not None and not psutil.pid_exists(pid):
             raise RuntimeError("The Ray head exited during start-up; see the log in the data dir.")
         try:
             if httpx.get(f"{settings.dashboard_url}/api/version", timeout=2).status_code == 200:

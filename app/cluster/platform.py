@@ -72,8 +72,7 @@ def start(settings: Settings, *, timeout_s: float = 300) -> StartResult:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(running)))
     try:
-        if head_pid is not None:
-            local_ray.wait_until_ready(settings, head_pid, timeout_s=timeout_s)
+        local_ray.wait_until_ready(settings, head_pid, timeout_s=timeout_s)
         deployments.apply_desired(settings)
         _wait_healthy(running.api_url, timeout_s)
     except BaseException:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     ray_address: str = Field(default="", description="GCS address of an existing cluster; empty: start one.")
     ray_port: int = Field(default=6390, description="GCS port of the platform's own cluster (not Redis' 6379).")
     ray_dashboard_port: int = 8265
+    ray_dashboard_host: str = Field(
+        default="127.0.0.1", description="Where the control plane reaches Ray's dashboard (the head's address)."
+    )
     ray_num_cpus: int | None = None
 
     http_host: str = "127.0.0.1"
@@ -70,7 +73,7 @@ class Settings(BaseSettings):
 
     @property
     def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.ray_dashboard_port}"
+        return f"http://{self.ray_dashboard_host}:{self.ray_dashboard_port}"
 
     @property
     def gcs_address(self) -> str:
