@@ -6,11 +6,26 @@ import logging
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.api.audit import AuditMiddleware
-from app.api.routes import account, auth, datasets, deployments, models, shares, system, training, uploads
+from app.api.routes import (
+    account,
+    auth,
+    datasets,
+    deployments,
+    models,
+    pipelines,
+    quality,
+    shares,
+    system,
+    training,
+    uploads,
+)
+from app.api.routes.tuning import router as tuning_router
 from app.core.errors import AipError
+from app.web import STATIC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +35,21 @@ API_PREFIX = "/api/v1"
 def create_app() -> FastAPI:
     app = FastAPI(title="aiplatform", version="0.1.0", description="Self-hosted AI training platform on Ray.")
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, account, system, shares, datasets, uploads, training, models, deployments):
+    for module in (auth, account, system, shares, datasets, uploads, quality, pipelines, training, models, deployments):
         api.include_router(module.router)
+    api.include_router(tuning_router)
 
     @api.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
     app.include_router(api)
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
     app.add_middleware(AuditMiddleware)
     app.add_exception_handler(AipError, _aip_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,228 @@
+// aiplatform web UI: plain DOM, no build step. Every value from the API goes in through textContent (no innerHTML).
+"use strict";
+
+const API = "/api/v1";
+const main = document.getElementById("main");
+const session = {
+  get access() { return sessionStorage.getItem("access"); },
+  get refresh() { return sessionStorage.getItem("refresh"); },
+  save(login) { sessionStorage.setItem("access", login.access_token); sessionStorage.setItem("refresh", login.refresh_token); },
+  clear() { sessionStorage.clear(); },
+};
+let timer = null;  // the open view's refresh loop
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) el.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  return el;
+}
+
+function showError(message) {
+  const box = document.getElementById("error");
+  box.textContent = message;
+  box.hidden = false;
+  setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+async function api(method, path, body, retry = true) {
+  const headers = session.access ? { Authorization: `Bearer ${session.access}` } : {};
+  let payload = body;
+  if (body && !(body instanceof FormData) && !(body instanceof URLSearchParams)) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const response = await fetch(API + path, { method, headers, body: payload });
+  if (response.status === 401 && retry && session.refresh) {
+    const refreshed = await fetch(`${API}/auth/refresh`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh_token: session.refresh }),
+    });
+    if (refreshed.ok) { session.save(await refreshed.json()); return api(method, path, body, false); }
+  }
+  if (response.status === 401 && headers.Authorization) {
+    session.clear(); route(); throw new Error("Your login ended: please log in again.");
+  }
+  const type = response.headers.get("content-type") || "";
+  const data = response.status === 204 ? null : type.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new Error(data && data.message ? data.message : `HTTP ${response.status}`);
+  return data;
+}
+
+function act(fn) {
+  return async (event) => {
+    if (event) event.preventDefault();
+    try { await fn(event); } catch (e) { showError(e.message); }
+  };
+}
+
+function table(headers, rows) {
+  return h("table", {}, h("tr", {}, headers.map((x) => h("th", {}, x))), rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))));
+}
+
+function statusBadge(status) { return h("span", { class: `status ${status}` }, status); }
+
+// Line chart of metric series on a canvas: one line per metric, epochs on x.
+function drawChart(canvas, history, keys) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  canvas.width = width * ratio; canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const pad = 36, colors = ["#3160d8", "#e8710a", "#1e8e3e", "#9334e6"];
+  const values = history.flatMap((row) => keys.map((k) => row[k]).filter((v) => typeof v === "number"));
+  canvas.dataset.points = String(history.length);
+  if (!values.length) { ctx.fillStyle = "#6b7385"; ctx.fillText("Waiting for the first metrics…", pad, height / 2); return; }
+  const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+  const steps = history.map((row) => row.step), first = Math.min(...steps), last = Math.max(...steps);
+  const x = (step) => pad + ((step - first) / (last - first || 1)) * (width - 2 * pad);
+  const y = (v) => height - pad - ((v - lo) / span) * (height - 2 * pad);
+  ctx.strokeStyle = "#dde1e8"; ctx.fillStyle = "#6b7385"; ctx.font = "11px system-ui";
+  ctx.beginPath(); ctx.moveTo(pad, pad); ctx.lineTo(pad, height - pad); ctx.lineTo(width - pad, height - pad); ctx.stroke();
+  ctx.fillText(hi.toFixed(3), 2, pad); ctx.fillText(lo.toFixed(3), 2, height - pad);
+  ctx.fillText(`epoch ${first}`, pad, height - 12); ctx.fillText(`epoch ${last}`, width - pad - 50, height - 12);
+  keys.forEach((key, i) => {
+    ctx.strokeStyle = colors[i % colors.length]; ctx.lineWidth = 2; ctx.beginPath();
+    history.filter((row) => typeof row[key] === "number").forEach((row, j) => {
+      if (j === 0) ctx.moveTo(x(row.step), y(row[key])); else ctx.lineTo(x(row.step), y(row[key]));
+    });
+    ctx.stroke(); ctx.fillStyle = ctx.strokeStyle; ctx.fillText(key, width - pad - 90, pad + 14 * i);
+  });
+}
+
+function loginView() {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("who").textContent = "";
+  const form = h("form", { id: "login", onsubmit: act(async () => {
+    const body = new URLSearchParams({ username: form.username.value, password: form.password.value });
+    session.save(await api("POST", "/auth/login", body, false));
+    document.getElementById("error").hidden = true;
+    location.hash = "#/jobs"; route();
+  }) },
+  h("label", {}, "Username", h("input", { name: "username", autocomplete: "username", required: true })),
+  h("label", {}, "Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+  h("button", { type: "submit" }, "Log in"));
+  main.replaceChildren(h("section", {}, h("h2", {}, "Log in"), form));
+}
+
+async function datasetsView() {
+  const datasets = await api("GET", "/dataset");
+  const create = h("form", { onsubmit: act(async () => {
+    const dataset = await api("POST", "/dataset", { name: create.name.value, description: "" });
+    const file = create.file.files[0];
+    if (file) {
+      const data = new FormData(); data.append("file", file);
+      await api("POST", `/dataset/${dataset.id}/version`, data);
+    }
+    route();
+  }) },
+  h("label", {}, "Name", h("input", { name: "name", required: true })),
+  h("label", {}, "CSV file", h("input", { name: "file", type: "file", accept: ".csv" })),
+  h("button", { type: "submit" }, "Create"));
+  const rows = datasets.map((d) => {
+    const latest = d.versions[d.versions.length - 1];
+    return [d.id, d.name, d.versions.length, latest ? `${latest.num_rows} rows, ${latest.columns.length} columns` : "no version", d.created_at.slice(0, 19)];
+  });
+  main.replaceChildren(
+    h("section", {}, h("h2", {}, "Datasets"), table(["Id", "Name", "Versions", "Latest", "Created"], rows)),
+    h("section", {}, h("h2", {}, "New dataset"), create));
+}
+
+async function jobsView() {
+  const [jobs, datasets] = await Promise.all([api("GET", "/training/job"), api("GET", "/dataset")]);
+  const versions = datasets.flatMap((d) => d.versions.map((v) => ({ ...v, label: `${d.name} v${v.version}` })));
+  const target = h("select", { name: "target_column" });
+  const version = h("select", { name: "dataset_version_id", onchange: () => fillTargets() }, versions.map((v) => h("option", { value: v.id }, v.label)));
+  function fillTargets() {
+    const chosen = versions.find((v) => String(v.id) === version.value);
+    target.replaceChildren(...(chosen ? chosen.columns : []).map((c) => h("option", {}, c.name)));
+    if (chosen) target.value = chosen.columns[chosen.columns.length - 1].name;
+  }
+  fillTargets();
+  const number = (name, value, step) => h("label", {}, name.replace("_", " "), h("input", { name, type: "number", value, step, min: step === "any" ? "0" : "1" }));
+  const form = h("form", { onsubmit: act(async () => {
+    const job = await api("POST", "/training/job", {
+      dataset_version_id: Number(version.value), target_column: target.value, epochs: Number(form.epochs.value),
+      batch_size: Number(form.batch_size.value), learning_rate: Number(form.learning_rate.value), num_workers: Number(form.num_workers.value),
+    });
+    location.hash = `#/jobs/${job.id}`;
+  }) },
+  h("label", {}, "Dataset", version), h("label", {}, "Target column", target),
+  number("epochs", 20, "1"), number("batch_size", 32, "1"), number("learning_rate", 0.001, "any"), number("num_workers", 2, "1"),
+  h("button", { type: "submit" }, "Train"));
+  const rows = jobs.map((j) => [h("a", { href: `#/jobs/${j.id}` }, j.id), j.name, statusBadge(j.status), j.config.epochs ?? "", j.created_at.slice(0, 19), j.message.slice(0, 80)]);
+  main.replaceChildren(
+    h("section", {}, h("h2", {}, "Training jobs"), table(["Id", "Name", "Status", "Epochs", "Created", "Message"], rows)),
+    h("section", {}, h("h2", {}, "New training job"), versions.length ? form : h("p", { class: "muted" }, "Upload a dataset first.")));
+  timer = setInterval(act(async () => { if (jobs.some((j) => !["SUCCEEDED", "FAILED", "STOPPED"].includes(j.status))) await jobsView(); }), 3000);
+}
+
+async function jobView(id) {
+  const canvas = h("canvas", { id: "metrics-chart" });
+  const head = h("div", {}), logs = h("pre", { class: "logs", id: "logs" }), progress = h("progress", { max: 1, value: 0 });
+  main.replaceChildren(h("section", {}, head, progress, canvas), h("section", {}, h("h2", {}, "Logs"), logs));
+  async function refresh() {
+    const job = await api("GET", `/training/job/${id}`);
+    const last = job.metrics[job.metrics.length - 1] || {};
+    progress.max = job.config.epochs || 1; progress.value = job.metrics.length;
+    const stop = h("button", { class: "plain", onclick: act(async () => { await api("POST", `/training/job/${id}/stop`); await refresh(); }) }, "Stop");
+    const finished = ["SUCCEEDED", "FAILED", "STOPPED"].includes(job.status);
+    head.replaceChildren(
+      h("h2", {}, `Job ${job.id} · ${job.name} `, statusBadge(job.status)),
+      h("p", { class: "muted" }, `${job.metrics.length}/${job.config.epochs} epochs`,
+        last.val_accuracy !== undefined ? ` · val accuracy ${last.val_accuracy.toFixed(3)} · loss ${last.loss.toFixed(3)}` : "",
+        job.message ? ` · ${job.message}` : ""),
+      finished ? (job.model_version_id ? h("a", { href: "#/models" }, `Model version ${job.model_version_id} registered`) : "") : stop);
+    drawChart(canvas, job.metrics, ["loss", "val_loss", "val_accuracy"]);
+    logs.textContent = (await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent)) || "(no logs yet)";
+    logs.scrollTop = logs.scrollHeight;
+    if (finished) clearInterval(timer);
+  }
+  await refresh();
+  timer = setInterval(act(refresh), 2000);
+}
+
+async function modelsView() {
+  const models = await api("GET", "/model");
+  const rows = models.flatMap((m) => m.versions.map((v) => [m.name, `v${v.version}`, v.stage,
+    v.metrics.val_accuracy !== undefined ? v.metrics.val_accuracy.toFixed(3) : "", `job ${v.training_job_id}`,
+    h("button", { onclick: act(async () => { await api("POST", `/model/${v.id}/deploy`, { num_replicas: 1 }); location.hash = "#/deployments"; }) }, "Deploy")]));
+  main.replaceChildren(h("section", {}, h("h2", {}, "Models"), table(["Model", "Version", "Stage", "Val accuracy", "Lineage", ""], rows)));
+}
+
+async function deploymentsView() {
+  const deployments = await api("GET", "/deployment");
+  const output = h("pre", { class: "logs", id: "prediction" });
+  const rows = deployments.map((d) => {
+    const input = h("textarea", { rows: 2, cols: 50, placeholder: '[{"column": 1.0, ...}]' });
+    const predict = h("button", { onclick: act(async () => {
+      const result = await api("POST", `/deployment/${d.id}/predict`, { rows: JSON.parse(input.value || "[]") });
+      output.textContent = JSON.stringify(result, null, 2);
+    }) }, "Predict");
+    const remove = h("button", { class: "plain", onclick: act(async () => { await api("DELETE", `/deployment/${d.id}`); route(); }) }, "Delete");
+    return [d.id, `model version ${d.model_version_id}`, statusBadge(d.status), h("span", {}, input, predict), remove];
+  });
+  main.replaceChildren(h("section", {}, h("h2", {}, "Deployments"), table(["Id", "Serves", "Status", "Predict", ""], rows), output));
+}
+
+const views = { datasets: datasetsView, jobs: jobsView, models: modelsView, deployments: deploymentsView };
+
+async function route() {
+  clearInterval(timer);
+  if (!session.access) return loginView();
+  document.getElementById("nav").hidden = false;
+  const [, page = "jobs", id] = location.hash.split("/");
+  try {
+    const me = await api("GET", "/account");
+    document.getElementById("who").replaceChildren(me.username, " ", h("button", { class: "plain", onclick: act(async () => {
+      await api("POST", "/auth/logout").catch(() => null); session.clear(); route();
+    }) }, "Log out"));
+    await (page === "jobs" && id ? jobView(id) : (views[page] || jobsView)());
+  } catch (e) { showError(e.message); }
+}
+
+window.addEventListener("hashchange", route);
+route();

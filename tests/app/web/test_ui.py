@@ -1,0 +1,94 @@
+"""The web UI in a real headless Chromium against the running platform: log in, follow a job's live metrics
+chart and logs, browse datasets — with user data rendered as text, never as HTML."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from app.core.config import Settings
+from app.db.models import JobMetric, JobStatus, TrainingJob
+from app.db.session import session_scope
+from app.sdk import Client
+from tests.conftest import ADMIN_PASSWORD
+from tests.utils.factories import upload_frame
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium's background connections are refused on a closed network, many at a time.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing; .ci/run installs Debian's chromium package.")
+        pytest.skip("UI tests need Debian's chromium (apt-get install chromium).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def finished_job(admin: Client, platform_settings: Settings, tmp_path: Path) -> int:
+    version = upload_frame(
+        admin, pd.DataFrame({"x": range(8), "y": [0, 1] * 4}), tmp_path, f"ui-{uuid.uuid4().hex[:6]}"
+    )
+    with session_scope(platform_settings.database_url) as s:
+        job = TrainingJob(
+            name="ui-job",
+            owner_id=admin.account()["id"],
+            dataset_version_id=version["id"],
+            template="tabular_mlp",
+            config={"epochs": 5},
+            status=JobStatus.FAILED,
+            message="<img src=x onerror=alert(1)>",
+        )
+        s.add(job)
+        s.flush()
+        for step in range(1, 6):
+            s.add_all(
+                JobMetric(job_id=job.id, step=step, key=k, value=v)
+                for k, v in {"loss": 1 / step, "val_loss": 1.2 / step, "val_accuracy": 0.5 + step / 20}.items()
+            )
+        return job.id
+
+
+def test_login_then_follow_a_job_and_browse(browser, running_platform, finished_job: int, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(running_platform.api_url)
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong-password-9")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "Wrong username or password" in page.inner_text("#error")
+
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Training jobs")
+
+    page.goto(f"{running_platform.api_url}/#/jobs/{finished_job}")
+    page.wait_for_selector("#metrics-chart[data-points='5']")
+    header = page.inner_text("main section h2")
+    assert f"Job {finished_job}" in header and "FAILED" in header
+    assert "<img src=x onerror=alert(1)>" in page.inner_text("main")  # shown as text
+    assert not dialogs  # and never run
+    page.screenshot(path=str(tmp_path / "job.png"), full_page=True)
+
+    page.click("text=Datasets")
+    page.wait_for_selector("text=New dataset")
+    assert "ui-" in page.inner_text("main table")
+    page.click("text=Log out")
+    page.wait_for_selector("form#login")
