@@ -33,3 +33,17 @@ def test_env_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     settings = Settings()
     assert settings.http_port == 9999
     assert settings.api_url == "http://127.0.0.1:9999"
+
+
+def test_secrets_stay_out_of_worker_env_unless_asked(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_password="Adm1n-secret",
+        s3_secret_key="s3-secret",
+        database_url="postgresql+psycopg://app:db-secret@db.example/aip",
+    )
+    public = settings.worker_env()
+    for secret in ("Adm1n-secret", "s3-secret", "db-secret", settings.secret_key, settings.encryption_key):
+        assert secret not in "".join(public.values())
+    full = settings.worker_env(with_secrets=True)
+    assert full["AIP_S3_SECRET_KEY"] == "s3-secret" and full["AIP_DATABASE_URL"] == settings.database_url
