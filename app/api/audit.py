@@ -14,6 +14,8 @@ from app.services import audit
 log = logging.getLogger(__name__)
 
 AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# POSTs that change nothing: a prediction per row of traffic would flood the log and slow serving.
+READ_ONLY_ACTIONS = {"deployment:predict"}
 
 
 class AuditMiddleware:
@@ -39,6 +41,8 @@ class AuditMiddleware:
     @staticmethod
     def _record(scope: Scope, status_code: int) -> None:
         state = scope.get("state") or {}
+        if state.get("permission") in READ_ONLY_ACTIONS:
+            return
         params = scope.get("path_params") or {}
         client = scope.get("client")
         entry = AuditEntry(
