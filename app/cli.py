@@ -104,17 +104,27 @@ def up() -> None:
     settings = get_settings()
     started_at = time.monotonic()
     with console.status("Starting Ray and the control plane (about a minute on a small machine)..."):
-        running, started = platform.start(settings)
-    if started:
+        result = platform.start(settings)
+    running = result.platform
+    if result.started:
         console.print(f"[green]Platform started[/green] in {time.monotonic() - started_at:.0f} s.")
     else:
         console.print("[yellow]The platform is already running[/yellow]; nothing was started.")
-    password = _admin_password(settings) or "(set by AIP_ADMIN_PASSWORD)"
     console.print(f"  API:        {running.api_url}")
     console.print(f"  API docs:   {running.api_url}/docs")
     console.print(f"  Ray:        {running.dashboard_url}")
-    console.print(f"  Admin:      {settings.admin_username} / {password}")
     console.print(f"  Data dir:   {settings.data_dir}")
+    if result.admin_password:
+        # Shown this once; this machine's CLI is logged in as the admin so `aiplatform demo` just works.
+        client = Client(running.api_url).login(settings.admin_username, result.admin_password)
+        credentials.save(running.api_url, username=settings.admin_username, refresh_token=client.refresh_token or "")
+        console.print(f"  Admin:      {settings.admin_username} / {result.admin_password}")
+        console.print(
+            "  [bold]Note the password now: it is shown only this once.[/bold] The CLI is logged in as admin."
+        )
+    else:
+        source = "AIP_ADMIN_PASSWORD" if settings.admin_password else "shown at the first start"
+        console.print(f"  Admin:      {settings.admin_username} (password: {source}; `aiplatform login` to log in)")
 
 
 @app.command()
@@ -166,6 +176,7 @@ def demo(
         version = client.upload_csv(dataset["id"], csv)
     console.print(f"Uploaded dataset {dataset['id']} version {version['version']}: {version['num_rows']} rows.")
 
+    submitted = time.monotonic()
     job = client.create_job(
         name="demo-breast-cancer",
         dataset_version_id=version["id"],
@@ -174,11 +185,14 @@ def demo(
         num_workers=num_workers,
     )
     console.print(f"Training job {job['id']} submitted ({num_workers} DDP workers).")
-    job = _follow_job(client, job["id"], epochs)
+    timings: dict[str, float] = {}
+    job = _follow_job(client, job["id"], epochs, submitted, timings)
+    timings["job total"] = time.monotonic() - submitted
     if job["status"] != "SUCCEEDED":
         console.print(f"[red]Job {job['id']} {job['status']}:[/red] {job['message']}")
         raise typer.Exit(1)
 
+    deploy_started = time.monotonic()
     deployment = client.deploy(job["model_version_id"])
     with console.status(f"Deploying model version {job['model_version_id']}..."):
         deployment = client.wait_deployment(deployment["id"])
@@ -187,19 +201,25 @@ def demo(
         raise typer.Exit(1)
     rows = json.loads(held_out.drop(columns=["diagnosis"]).to_json(orient="records"))
     result = client.predict(deployment["id"], rows)
+    timings["deploy -> first prediction"] = time.monotonic() - deploy_started
     correct = sum(p == t for p, t in zip(result["labels"], held_out["diagnosis"], strict=True))
     console.print(f"Deployment {deployment['id']} answered {len(rows)} held-out rows.")
     console.print(f"[bold green]Held-out accuracy through the endpoint: {correct / len(rows):.3f}[/bold green]")
+    console.print("Wall times: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
     if not keep:
         client.delete_deployment(deployment["id"])
 
 
-def _follow_job(client: Client, job_id: int, epochs: int) -> dict[str, Any]:
+def _follow_job(
+    client: Client, job_id: int, epochs: int, submitted: float, timings: dict[str, float]
+) -> dict[str, Any]:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"))
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("QUEUED", total=epochs)
 
         def show(job: dict[str, Any]) -> None:
+            if job["metrics"] and "submit -> first metric" not in timings:
+                timings["submit -> first metric"] = time.monotonic() - submitted
             last = job["metrics"][-1] if job["metrics"] else {}
             detail = f" loss {last['loss']:.3f} val_acc {last['val_accuracy']:.3f}" if last else ""
             progress.update(task, completed=len(job["metrics"]), description=f"{job['status']}{detail}")
@@ -245,6 +265,9 @@ def job_create(
         Path | None, typer.Option(help="JSON file with more fields (lr_scheduler, early_stopping, metric, ...).")
     ] = None,
     start: Annotated[bool, typer.Option(help="Queue at once (else CREATED until `job start`).")] = True,
+    code: Annotated[
+        Path | None, typer.Option(help="Your training code (.py, or .zip with train.py): runs as template 'custom'.")
+    ] = None,
     url: UrlOpt = None,
     username: UserOpt = None,
     password: PasswordOpt = None,
@@ -274,6 +297,8 @@ def job_create(
     if config is not None:
         spec |= json.loads(config.read_text())
     client = _client(url, username, password)
+    if code is not None:
+        spec |= {"template": "custom", "code_hash": _job_call(lambda: client.upload_code(code))["code_hash"]}
     job = _job_call(lambda: client.create_job(**spec))
     console.print(_job_line(job))
 
@@ -352,6 +377,90 @@ def job_retry(job_id: int, url: UrlOpt = None, username: UserOpt = None, passwor
 def job_delete(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """Delete an ended job with its metrics, logs and checkpoints."""
     _job_action("delete", job_id, url, username, password)
+
+
+tune_app = typer.Typer(help="Tuning runs (Ray Tune: ASHA, Optuna): create, follow, stop.", no_args_is_help=True)
+app.add_typer(tune_app, name="tune")
+
+
+@tune_app.command("create")
+def tune_create(
+    target: Annotated[str, typer.Option("--target", help="Target column.")],
+    space: Annotated[Path, typer.Option(help='JSON search space: {"learning_rate": {"type": "loguniform", ...}}.')],
+    dataset_id: int | None = None,
+    dataset_version_id: int | None = None,
+    task: str = "classification",
+    metric: str | None = None,
+    mode: str | None = None,
+    num_samples: int = 8,
+    max_concurrent: int = 2,
+    max_t: Annotated[int | None, typer.Option(help="ASHA: most epochs per trial (default: --epochs).")] = None,
+    grace_period: int = 1,
+    reduction_factor: float = 2.0,
+    search_alg: Annotated[str, typer.Option(help="optuna or random")] = "optuna",
+    epochs: int = 10,
+    num_workers: int = 1,
+    name: str | None = None,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Start a tuning run; the best trial becomes a model version."""
+    search: dict[str, Any] = {
+        "space": json.loads(space.read_text()),
+        "num_samples": num_samples,
+        "max_concurrent_trials": max_concurrent,
+        "grace_period": grace_period,
+        "reduction_factor": reduction_factor,
+        "search_alg": search_alg,
+    }
+    search |= {k: v for k, v in {"metric": metric, "mode": mode, "max_t": max_t}.items() if v is not None}
+    spec: dict[str, Any] = {"target_column": target, "task": task, "epochs": epochs, "num_workers": num_workers}
+    spec |= {
+        k: v
+        for k, v in {"dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "name": name}.items()
+        if v is not None
+    }
+    client = _client(url, username, password)
+    run = _job_call(lambda: client.create_tune(**spec, search=search))
+    console.print(f"Tuning run {run['id']} {run['status']}: {run['name']}", markup=False, highlight=False)
+
+
+@tune_app.command("list")
+def tune_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """List tuning runs."""
+    client = _client(url, username, password)
+    for run in _job_call(client.list_tunes):
+        console.print(f"{run['id']:>5}  {run['status']:<10} {run['name']}  {run['message'][:60]}", markup=False)
+
+
+@tune_app.command("show")
+def tune_show(run_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Show a tuning run and its trials."""
+    client = _client(url, username, password)
+    run = _job_call(lambda: client.get_tune(run_id))
+    console.print(f"{run['id']} {run['status']} {run['name']} best trial {run['best_trial_id']}", markup=False)
+    for t in run["trials"]:
+        console.print(
+            f"  {t['id']:>4} {t['status']:<14} iters {t['iterations']:>3}  best {t['best_value']}  {t['config']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@tune_app.command("stop")
+def tune_stop(run_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Stop a tuning run."""
+    client = _client(url, username, password)
+    run = _job_call(lambda: client.stop_tune(run_id))
+    console.print(f"Tuning run {run['id']} {run['status']}.")
+
+
+@tune_app.command("logs")
+def tune_logs(run_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Print a tuning run's logs."""
+    client = _client(url, username, password)
+    console.print(_job_call(lambda: client.tune_logs(run_id)), markup=False, highlight=False)
 
 
 user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)

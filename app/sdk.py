@@ -185,6 +185,12 @@ class Client:
         params = {k: v for k, v in query.items() if v is not None}
         return self._call("GET", f"/training/job/{job_id}/metrics", params=params)
 
+    def upload_code(self, path: str | Path) -> dict[str, Any]:
+        """Uploads training code (.py, or .zip with train.py); create a job with template="custom" and its hash."""
+        path = Path(path)
+        with path.open("rb") as f:
+            return self._call("POST", "/training/code", files={"file": (path.name, f, "application/octet-stream")})
+
     def start_job(self, job_id: int) -> dict[str, Any]:
         return self._call("POST", f"/training/job/{job_id}/start")
 
@@ -196,6 +202,30 @@ class Client:
 
     def delete_job(self, job_id: int) -> None:
         self._call("DELETE", f"/training/job/{job_id}")
+
+    # tuning
+    def create_tune(self, **spec: Any) -> dict[str, Any]:
+        """A Ray Tune run: training fields plus `search` (space, metric, mode, num_samples, ASHA, search_alg)."""
+        return self._call("POST", "/training/tune", json=spec)
+
+    def get_tune(self, run_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/training/tune/{run_id}")
+
+    def list_tunes(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/training/tune")
+
+    def stop_tune(self, run_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/tune/{run_id}/stop")
+
+    def tune_logs(self, run_id: int) -> str:
+        return self._call("GET", f"/training/tune/{run_id}/logs")
+
+    def wait_tune(
+        self, run_id: int, timeout_s: float = 1800, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_tune(run_id), lambda r: r["status"] in TERMINAL_JOB_STATES, timeout_s, on_update
+        )
 
     def wait_job(
         self, job_id: int, timeout_s: float = 900, on_update: Callable[[dict[str, Any]], None] | None = None

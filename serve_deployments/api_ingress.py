@@ -15,7 +15,7 @@ from ray.serve import Application
 from app.api.main import create_app
 from app.core.config import get_settings
 from app.db.session import session_scope, upgrade_schema
-from app.services import deployments, training, users
+from app.services import data_reconcile, deployments, scheduler, training, tuning, users
 from app.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ class ApiIngress:
         settings = get_settings()
         upgrade_schema(settings.database_url)
         with session_scope(settings.database_url) as session:
-            users.ensure_admin(session, settings)
+            generated = users.ensure_admin(session, settings)
+        if generated:  # started without `aiplatform up` (e.g. by a RayService): nobody saw the password
+            log.warning("Created the admin user; its password is in %s", users.keep_admin_password(settings, generated))
         self._stop = threading.Event()
         threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True).start()
 
@@ -38,7 +40,10 @@ class ApiIngress:
         store = open_store(settings)
         steps = {
             "training jobs": lambda: training.reconcile(settings, store),
+            "training queue": lambda: scheduler.schedule(settings),
+            "tuning runs": lambda: tuning.reconcile(settings, store),
             "deployments": lambda: deployments.reconcile(settings),
+            "data layer": lambda: data_reconcile.reconcile(settings, store),
         }
         while not self._stop.is_set():
             for name, step in steps.items():

@@ -1,108 +1,77 @@
 """Ray job entrypoint: trains the tabular MLP template with Ray Train TorchTrainer (DDP over CPU/GPU workers).
 
-Run by the platform as `python -m train_jobs.train_tabular JOB_ID` with the platform's settings in the
-environment. Per-epoch metrics reach the database as they are reported (a Train callback on the controller);
-on success the best checkpoint becomes a DRAFT model version.
+Run by the platform's scheduler as `python -m train_jobs.train_tabular JOB_ID` with the platform's settings in
+the environment. Per-epoch metrics reach the database as they are reported (a Train callback on the controller);
+checkpoints go to the platform's storage every `checkpoint_interval` epochs; a worker that dies resumes from the
+latest one (FailureConfig), and so does a retried job (same run name and storage path). On success the best
+checkpoint by the job's metric becomes a DRAFT model version with its lineage.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import ray
-import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
-from ray.train.torch import TorchTrainer, prepare_data_loader, prepare_model
-from sklearn.model_selection import train_test_split
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import datasets, models, training
+from app.services import datasets, job_metrics, models, pipelines, training
 from app.storage import checkpoint_storage, open_store
+from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
+from train_jobs.callbacks import MetricsRecorder
+from train_jobs.job_config import TrainConfig, parse
+from train_jobs.tabular_loop import SEED, train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model, encode_features, encode_labels, fit_spec
 
-CHECKPOINT_FILE = "model.pt"
 VALIDATION_FRACTION = 0.2
-SEED = 0
+MAX_FAILURES = 2
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    spec = TabularSpec.from_dict(config["spec"])
-    torch.manual_seed(SEED)
-    x_train, y_train, x_val, y_val = (torch.from_numpy(a) for a in ray.get(config["arrays"]))
-    loader = prepare_data_loader(
-        DataLoader(TensorDataset(x_train, y_train), batch_size=config["batch_size"], shuffle=True)
+def split(frame: Any, config: TrainConfig) -> tuple[Any, Any]:
+    """Seeded train/validation split, stratified by class for classification (the same rows on every retry)."""
+    rng = np.random.default_rng(SEED)
+    if config.task == "classification":
+        groups = frame.groupby(config.target_column, sort=True).indices.values()
+    else:
+        groups = [np.arange(len(frame))]
+    held_out = np.zeros(len(frame), dtype=bool)
+    for rows in groups:
+        shuffled = rng.permutation(rows)
+        held_out[shuffled[: max(1, round(len(rows) * VALIDATION_FRACTION))] if len(rows) > 1 else []] = True
+    return frame[~held_out], frame[held_out]
+
+
+def prepare_data(frame: Any, config: TrainConfig) -> tuple[TabularSpec, tuple[np.ndarray, ...]]:
+    train_frame, val_frame = split(frame, config)
+    spec = fit_spec(train_frame, config.target_column, hidden_units=config.hidden_units, task=config.task)
+    arrays = (
+        encode_features(spec, train_frame),
+        encode_labels(spec, train_frame[spec.target_column]),
+        encode_features(spec, val_frame),
+        encode_labels(spec, val_frame[spec.target_column]),
     )
-    model = prepare_model(build_model(spec))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    loss_fn = nn.CrossEntropyLoss()
-
-    start_epoch = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:  # resumed after a failure: continue where the last checkpoint left off
-        with checkpoint.as_directory() as d:
-            state = torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True)
-        _unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"]
-
-    for epoch in range(start_epoch, config["epochs"]):
-        if ray.train.get_context().get_world_size() > 1:
-            loader.sampler.set_epoch(epoch)
-        model.train()
-        total, count = 0.0, 0
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            count += len(y)
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_val)
-            val_loss = loss_fn(logits, y_val).item()
-            val_accuracy = (logits.argmax(dim=1) == y_val).float().mean().item()
-        metrics = {
-            "epoch": epoch + 1,
-            "loss": total / max(count, 1),
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
-        }
-        with tempfile.TemporaryDirectory() as d:
-            ckpt = None
-            if ray.train.get_context().get_world_rank() == 0:
-                state = {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}
-                torch.save(state, Path(d) / CHECKPOINT_FILE)
-                ckpt = Checkpoint.from_directory(d)
-            ray.train.report(metrics, checkpoint=ckpt)
+    return spec, arrays
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-class MetricsRecorder(UserCallback):
-    """Runs on the Train controller: stores each epoch's metrics (averaged over workers) as they arrive."""
-
-    def __init__(self, job_id: int, database_url: str) -> None:
-        self.job_id = job_id
-        self.database_url = database_url
-
-    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Checkpoint | None) -> None:
-        step = int(metrics[0]["epoch"])
-        keys = [k for k in metrics[0] if k != "epoch" and isinstance(metrics[0][k], int | float)]
-        averaged = {k: float(np.mean([m[k] for m in metrics])) for k in keys}
-        with session_scope(self.database_url) as session:
-            training.record_metrics(session, job_id=self.job_id, step=step, metrics=averaged)
+def run_config(settings: Settings, job_id: int, config: TrainConfig, callbacks: list[Any]) -> RunConfig:
+    storage_path, filesystem = checkpoint_storage(settings)
+    return RunConfig(
+        name=training.run_name(job_id),  # the same name on retry: Ray Train resumes from its latest checkpoint
+        storage_path=storage_path,
+        storage_filesystem=filesystem,
+        checkpoint_config=CheckpointConfig(
+            num_to_keep=2, checkpoint_score_attribute=config.metric, checkpoint_score_order=config.mode
+        ),
+        failure_config=FailureConfig(max_failures=MAX_FAILURES),
+        callbacks=callbacks,
+    )
 
 
 def run(job_id: int) -> None:
@@ -110,53 +79,36 @@ def run(job_id: int) -> None:
     store = open_store(settings)
     ray.init()  # inside a Ray job this joins the job's cluster
     with session_scope(settings.database_url) as session:
-        job = training.mark_running(session, job_id)
-        config = dict(job.config)
+        job = session.get_one(TrainingJob, job_id)
+        if not JobStatus(job.status).holds_resources:
+            print(f"Job {job_id} is {job.status}; not training.", flush=True)  # stopped before its driver ran
+            return
+        config = parse(job.config)
         frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
 
-    target = frame[config["target_column"]]
-    stratify = target if target.value_counts().min() >= 2 else None
-    train_frame, val_frame = train_test_split(
-        frame, test_size=VALIDATION_FRACTION, random_state=SEED, stratify=stratify
-    )
-    spec = fit_spec(train_frame, config["target_column"])
-    arrays = ray.put(
-        (
-            encode_features(spec, train_frame),
-            encode_labels(spec, train_frame[spec.target_column]),
-            encode_features(spec, val_frame),
-            encode_labels(spec, val_frame[spec.target_column]),
-        )
-    )
-    storage_path, filesystem = checkpoint_storage(settings)
+    spec, arrays = prepare_data(frame, config)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
+            "config": config.model_dump(),
             "spec": spec.to_dict(),
-            "arrays": arrays,
-            "epochs": config["epochs"],
-            "batch_size": config["batch_size"],
-            "learning_rate": config["learning_rate"],
+            "arrays": ray.put(arrays),
+            "job_id": job_id,
         },
-        scaling_config=ScalingConfig(num_workers=config["num_workers"], use_gpu=False),
-        run_config=RunConfig(
-            name=f"job-{job_id}",
-            storage_path=storage_path,
-            storage_filesystem=filesystem,
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=2, checkpoint_score_attribute="val_accuracy", checkpoint_score_order="max"
-            ),
-            failure_config=FailureConfig(max_failures=2),
-            callbacks=[MetricsRecorder(job_id, settings.database_url)],
+        scaling_config=ScalingConfig(
+            num_workers=config.num_workers,
+            use_gpu=config.gpus_per_worker > 0,
+            resources_per_worker=config.worker_resources(),
         ),
+        run_config=run_config(settings, job_id, config, [MetricsRecorder(job_id, settings.database_url)]),
     )
     result = trainer.fit()
-    best = max(result.best_checkpoints, key=lambda cm: cm[1]["val_accuracy"]) if result.best_checkpoints else None
-    if best is None:
+    sign = 1 if config.mode == "max" else -1
+    scored = [(c, m) for c, m in result.best_checkpoints if config.metric in m]
+    if not scored:
         raise RuntimeError("Training reported no checkpoint.")
-    checkpoint, best_metrics = best
-    with checkpoint.as_directory() as d:
-        state = torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True)
+    checkpoint, best_metrics = max(scored, key=lambda cm: sign * cm[1][config.metric])
+    state = runtime.load_checkpoint(checkpoint)
     model = build_model(spec)
     model.load_state_dict(state["model"])
     artifact_prefix = f"models/job-{job_id}"
@@ -167,26 +119,45 @@ def run(job_id: int) -> None:
         job = session.get_one(TrainingJob, job_id)
         if job.status != JobStatus.RUNNING:
             return  # stopped meanwhile: keep the user's decision
+        history = job_metrics.metric_history(session, job_id)
         models.register_version(
             session,
             job=job,
             artifact_key=artifact_prefix,
-            signature={"inputs": spec.feature_columns, "target": spec.target_column, "classes": spec.classes},
-            metrics={k: float(v) for k, v in best_metrics.items() if isinstance(v, int | float)},
+            signature={
+                "inputs": spec.feature_columns,
+                "target": spec.target_column,
+                "classes": spec.classes,
+                "task": spec.task,
+                **pipelines.serving_signature(
+                    session, store, version_id=job.dataset_version_id, model_inputs=spec.feature_columns
+                ),
+            },
+            metrics=_numbers(best_metrics),
+            lineage={
+                "final_metrics": _numbers(history[-1]) if history else {},
+                "best_metrics": _numbers(best_metrics),
+                "checkpoint": checkpoint.path,
+            },
         )
-        training.finish(session, job, JobStatus.SUCCEEDED)
+        training.transition(session, job, JobStatus.SUCCEEDED)
 
 
-def main(argv: list[str]) -> int:
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def main(argv: list[str], runner: Callable[[int], None] | None = None) -> int:
+    """Runs the job (this template's `run`, or another driver's) and records a failure on its row."""
     job_id = int(argv[0])
     settings = get_settings()
     try:
-        run(job_id)
+        (runner or run)(job_id)
     except Exception as e:
         with session_scope(settings.database_url) as session:
             job = session.get(TrainingJob, job_id)
             if job is not None and not JobStatus(job.status).is_terminal:
-                training.finish(session, job, JobStatus.FAILED, f"{type(e).__name__}: {e}")
+                training.transition(session, job, JobStatus.FAILED, f"{type(e).__name__}: {e}")
         raise
     return 0
 

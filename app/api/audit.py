@@ -41,7 +41,7 @@ class AuditMiddleware:
     @staticmethod
     def _record(scope: Scope, status_code: int) -> None:
         state = scope.get("state") or {}
-        if state.get("permission") in READ_ONLY_ACTIONS:
+        if state.get("permission") in READ_ONLY_ACTIONS or state.get("audit") is False:
             return
         params = scope.get("path_params") or {}
         client = scope.get("client")

@@ -37,7 +37,9 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope: the unit of work commits before the response is sent, so a client never sees a success
+# whose commit then fails, and its next request sees what this one wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def client_ip(request: Request) -> str:

@@ -23,6 +23,7 @@ from app.api.routes import (
     training,
     uploads,
 )
+from app.api.routes.training import code_router
 from app.api.routes.tuning import router as tuning_router
 from app.core.errors import AipError
 from app.web import STATIC_DIR
@@ -38,6 +39,7 @@ def create_app() -> FastAPI:
     for module in (auth, account, system, shares, datasets, uploads, quality, pipelines, training, models, deployments):
         api.include_router(module.router)
     api.include_router(tuning_router)
+    api.include_router(code_router)
 
     @api.get("/health", tags=["health"])
     def health() -> dict[str, str]:

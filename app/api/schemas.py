@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from train_jobs.job_config import TrainConfig
+from train_jobs.search_space import SearchConfig
 
 
 class Public(BaseModel):
@@ -37,6 +38,7 @@ class DatasetPublic(Public):
     name: str
     description: str
     owner_id: int
+    feature_config: dict[str, Any] | None = None
     created_at: dt.datetime
     versions: list[DatasetVersionPublic] = []
 
@@ -50,9 +52,19 @@ class JobCreate(TrainConfig):
     template: str = "tabular_mlp"
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
     start: bool = Field(default=True, description="False: keep the job CREATED until POST .../start.")
+    code_hash: str | None = Field(default=None, description="Template 'custom': the hash POST /training/code gave.")
+    min_quality_score: float | None = Field(
+        default=None, ge=0, le=1, description="Refuse the data unless its newest quality report scores at least this."
+    )
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
+
+
+class CodePublic(BaseModel):
+    code_hash: str
+    file_name: str
+    size_bytes: int
 
 
 class JobTransitionPublic(Public):
@@ -88,6 +100,49 @@ class MetricsPage(BaseModel):
     job_id: int
     total_steps: int
     points: list[dict[str, Any]]
+
+
+class TuneCreate(TrainConfig):
+    """A tuning run: the base training config every trial starts from, plus the search."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    dataset_id: int | None = None
+    dataset_version_id: int | None = None
+    template: str = "tabular_mlp"
+    search: SearchConfig
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
+
+
+class TrialPublic(Public):
+    id: int
+    trial_key: str
+    config: dict[str, Any]
+    status: str
+    iterations: int
+    best_value: float | None
+    message: str
+    history: list[dict[str, Any]]
+
+
+class TuneRunPublic(Public):
+    id: int
+    name: str
+    owner_id: int
+    dataset_version_id: int
+    template: str
+    config: dict[str, Any]
+    search: dict[str, Any]
+    status: str
+    message: str
+    ray_job_id: str | None
+    best_trial_id: int | None
+    model_version_id: int | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    trials: list[TrialPublic] = []
 
 
 class ModelVersionPublic(Public):
@@ -190,6 +245,32 @@ class QualityReportPublic(Public):
     config: dict[str, Any]
     result: dict[str, Any] | None
     score: float | None
+    message: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class FeatureConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str | None = None
+    numeric: list[str] = []
+    categorical: list[str] = []
+
+
+class PipelineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: list[dict[str, Any]] = Field(
+        min_length=1, description="In order, e.g. [{'op': 'impute', 'strategy': 'median'}, {'op': 'scale'}]."
+    )
+
+
+class PipelineRunPublic(Public):
+    id: int
+    input_version_id: int
+    output_version_id: int | None
+    owner_id: int
+    steps: list[dict[str, Any]]
+    status: str
     message: str
     created_at: dt.datetime
     finished_at: dt.datetime | None

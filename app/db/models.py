@@ -172,6 +172,8 @@ class Dataset(Base):
     description: Mapped[str] = mapped_column(String(1024), default="")
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Target, numeric and categorical columns: what preprocessing pipelines read when a step names no columns.
+    feature_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     versions: Mapped[list[DatasetVersion]] = relationship(
         back_populates="dataset", order_by="DatasetVersion.version", cascade="all, delete-orphan"
     )
@@ -229,6 +231,25 @@ class UploadChunk(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
 
+class PipelineRun(Base):
+    """A preprocessing pipeline run on one version (a Ray job); on success it made `output_version_id`."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (Index("ix_pipeline_runs_status_created", "status", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    input_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"))
+    output_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    message: Mapped[str] = mapped_column(Text, default="")
+    ray_job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class QualityReport(Base):
     """A quality check of one dataset version, run as a Ray job; `result` holds counts, examples and the score."""
 
@@ -267,6 +288,49 @@ class TrainingJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # Ray jobs submitted so far
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # FIFO within a priority
     code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class TuningRun(Base):
+    """A Ray Tune run over one dataset version: a search space, a metric, ASHA and a search algorithm."""
+
+    __tablename__ = "tuning_runs"
+    __table_args__ = (Index("ix_tuning_runs_status_created", "status", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    template: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # the base training config every trial starts from
+    search: Mapped[dict[str, Any]] = mapped_column(JSON)  # space, metric, mode, scheduler, algorithm, trials
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    message: Mapped[str] = mapped_column(Text, default="")
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ray_job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    logs_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    best_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the best trial's version
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class TuningTrial(Base):
+    """One trial of a tuning run: its sampled config, state and per-iteration metric history."""
+
+    __tablename__ = "tuning_trials"
+    __table_args__ = (UniqueConstraint("run_id", "trial_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("tuning_runs.id", ondelete="CASCADE"))
+    trial_key: Mapped[str] = mapped_column(String(64))  # Ray Tune's trial id
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.RUNNING)
+    iterations: Mapped[int] = mapped_column(Integer, default=0)
+    best_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    best_checkpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    history: Mapped[list[Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class JobTransition(Base):

@@ -1,23 +1,38 @@
-"""Datasets and their immutable versions (single-request upload of CSV files)."""
+"""Datasets and their immutable, content-addressed versions.
+
+Every version's bytes live once under `datasets/blobs/<sha256>`: identical content uploaded twice (by any route,
+to any dataset) is stored once and referenced by both rows. A blob is removed when the last row referencing it
+is deleted, so the store holds exactly what the database references.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import tempfile
-from pathlib import PurePosixPath
-from typing import BinaryIO
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import invalid, not_found
-from app.db.models import Dataset, DatasetVersion, User
-from app.services.access import can_read, readable
+from app.core.config import Settings
+from app.core.errors import conflict, forbidden, invalid, not_found
+from app.db.models import Dataset, DatasetVersion, ModelVersion, TrainingJob, UploadSession, User
+from app.db.session import session_scope
+from app.services import formats, sysconfig
+from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
 
-SUPPORTED_FORMATS = ("csv",)
+BLOB_PREFIX = "datasets/blobs/"
+STATE_PREFIX = "datasets/states/"
+safe_file_name = formats.safe_file_name
+SUPPORTED_FORMATS = formats.SUPPORTED_FORMATS
+
+
+def blob_key(sha256: str) -> str:
+    return f"{BLOB_PREFIX}{sha256[:2]}/{sha256}"
 
 
 def create_dataset(session: Session, *, owner: User, name: str, description: str = "") -> Dataset:
@@ -38,6 +53,13 @@ def get_dataset(session: Session, *, user: User, dataset_id: int) -> Dataset:
     return dataset
 
 
+def writable_dataset(session: Session, *, user: User, dataset_id: int) -> Dataset:
+    dataset = get_dataset(session, user=user, dataset_id=dataset_id)
+    if not can_write(user, dataset):
+        raise forbidden(f"Dataset {dataset_id} is shared with you read-only; only its owner can change it.")
+    return dataset
+
+
 def get_version(session: Session, *, user: User, version_id: int) -> DatasetVersion:
     version = session.get(DatasetVersion, version_id)
     if version is None or not can_read(user, version.dataset):
@@ -45,73 +67,214 @@ def get_version(session: Session, *, user: User, version_id: int) -> DatasetVers
     return version
 
 
-def safe_file_name(file_name: str) -> str:
-    name = PurePosixPath(file_name.replace("\\", "/")).name
-    if not name or name in (".", "..") or name != file_name or len(name) > 255:
-        raise invalid(f"File name {file_name!r} is not allowed: send a plain name like 'data.csv', no paths.")
-    return name
+def used_bytes(session: Session, *, user: User) -> int:
+    """Bytes counted against the user's quota: their versions plus the declared size of their open uploads."""
+    versions = session.scalar(
+        select(func.coalesce(func.sum(DatasetVersion.size_bytes), 0))
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .where(Dataset.owner_id == user.id)
+    )
+    uploads = session.scalar(
+        select(func.coalesce(func.sum(UploadSession.size_bytes), 0)).where(
+            UploadSession.owner_id == user.id, UploadSession.status == "OPEN"
+        )
+    )
+    return int(versions or 0) + int(uploads or 0)
+
+
+def check_size(settings: Settings, session: Session, *, user: User, size: int, file_name: str) -> None:
+    if size <= 0:
+        raise invalid(f"The file {file_name!r} is empty.")
+    limit = sysconfig.get(session, settings, "upload.max_file_bytes")
+    if size > limit:
+        raise invalid(
+            f"The file {file_name!r} has {size} bytes; the limit is {limit} (system setting upload.max_file_bytes). "
+            "Split it or ask an admin to raise the limit."
+        )
+    used = used_bytes(session, user=user)
+    quota = sysconfig.get(session, settings, "quota.user_storage_bytes")
+    if used + size > quota:
+        raise invalid(
+            f"Storing {size} more bytes would exceed your quota: {used} of {quota} bytes are used (system setting "
+            "quota.user_storage_bytes). Delete versions you no longer need."
+        )
 
 
 def add_version(
-    session: Session, store: ObjectStore, *, dataset: Dataset, file_name: str, source: BinaryIO
-) -> DatasetVersion:
-    """Stores the uploaded file and records a new version; on any failure nothing is left behind."""
-    name = safe_file_name(file_name)
-    fmt = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if fmt not in SUPPORTED_FORMATS:
-        raise invalid(f"Unsupported file type {fmt or '(none)'!r}: upload one of {', '.join(SUPPORTED_FORMATS)}.")
-    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
-        digest, size = _copy_hashing(source, spool)
-        if size == 0:
-            raise invalid("The file is empty.")
-        spool.seek(0)
-        frame = read_csv(spool)
-        number = (
-            session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id)) or 0
-        ) + 1
-        key = f"datasets/{dataset.id}/v{number}-{digest[:12]}/{name}"
-        spool.seek(0)
-        store.put_file(key, spool, size)
-    version = DatasetVersion(
-        dataset_id=dataset.id,
-        version=number,
-        file_name=name,
-        format=fmt,
-        storage_key=key,
-        size_bytes=size,
-        sha256=digest,
-        num_rows=len(frame),
-        columns=[{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()],
-    )
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    user: User,
+    dataset_id: int,
+    file_name: str,
+    source: BinaryIO,
+) -> int:
+    """Single-request upload: spools the body to disk, then records it like a completed chunked upload."""
+    name = formats.safe_file_name(file_name)
+    fmt = formats.detect(name)
+    with tempfile.TemporaryDirectory(prefix="aip-upload-") as tmp:
+        path = Path(tmp) / "data"
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("wb") as out:
+            while block := source.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+                size += len(block)
+        with session_scope(settings.database_url) as session:
+            writable_dataset(session, user=user, dataset_id=dataset_id)
+            check_size(settings, session, user=user, size=size, file_name=name)
+        return record_version(
+            settings, store, dataset_id=dataset_id, file_name=name, fmt=fmt, path=path, sha256=digest.hexdigest()
+        )
+
+
+def record_version(
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    dataset_id: int,
+    file_name: str,
+    fmt: str,
+    path: Path,
+    sha256: str,
+    parent_id: int | None = None,
+    pipeline: dict[str, Any] | None = None,
+    state_key: str | None = None,
+    on_commit: Any = None,
+    place_blob: Callable[[str], bool] | None = None,
+) -> int:
+    """Checks the file is readable as `fmt`, stores its bytes once (content-addressed) and adds a version row.
+
+    `on_commit(session, version)` runs inside the version's transaction (e.g. to close the upload session with it).
+    `place_blob(key)` may store the bytes itself (e.g. S3 composing uploaded parts server-side) and return True.
+    On any failure nothing is left behind: no row, and no blob that no row references.
+    """
+    num_rows, columns, profile = formats.inspect(path, fmt)
+    key = blob_key(sha256)
+    wrote = False
+    if not store.exists(key):
+        if place_blob is None or not place_blob(key):
+            with path.open("rb") as f:
+                store.put_file(key, f, path.stat().st_size)
+        wrote = True
     try:
-        session.add(version)
-        session.flush()
-    except Exception:
-        store.delete(key)
+        with session_scope(settings.database_url) as session:
+            number = (
+                session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset_id))
+                or 0
+            ) + 1
+            version = DatasetVersion(
+                dataset_id=dataset_id,
+                version=number,
+                file_name=file_name,
+                format=fmt,
+                storage_key=key,
+                size_bytes=path.stat().st_size,
+                sha256=sha256,
+                num_rows=num_rows,
+                columns=columns,
+                parent_id=parent_id,
+                pipeline=pipeline,
+                state_key=state_key,
+                profile=profile,
+            )
+            session.add(version)
+            session.flush()
+            if on_commit is not None:
+                on_commit(session, version)
+            version_id = version.id
+    except BaseException:
+        if wrote:
+            with session_scope(settings.database_url) as session:
+                _delete_unreferenced(session, store, [key])
         raise
-    return version
+    if not store.exists(key):  # a concurrent delete of the last other reference removed the shared blob
+        with path.open("rb") as f:
+            store.put_file(key, f, path.stat().st_size)
+    return version_id
 
 
-def read_csv(source: BinaryIO | bytes) -> pd.DataFrame:
-    data = io.BytesIO(source) if isinstance(source, bytes) else source
-    try:
-        frame = pd.read_csv(data)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise invalid(f"The file is not a readable CSV: {e}. Send comma-separated text with a header row.") from e
-    if frame.empty:
-        raise invalid("The CSV has a header but no rows.")
-    return frame
+def find_readable_content(session: Session, *, user: User, sha256: str, size: int) -> DatasetVersion | None:
+    """A version with these exact bytes that `user` may read (so uploading it again can be skipped)."""
+    rows = session.scalars(
+        select(DatasetVersion)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .where(DatasetVersion.sha256 == sha256, DatasetVersion.size_bytes == size, readable(user, Dataset))
+        .limit(1)
+    )
+    return rows.first()
+
+
+def delete_version(settings: Settings, store: ObjectStore, *, user: User, version_id: int) -> None:
+    with session_scope(settings.database_url) as session:
+        version = get_version(session, user=user, version_id=version_id)
+        writable_dataset(session, user=user, dataset_id=version.dataset_id)
+        _check_unused(session, [version.id])
+        keys = [version.storage_key, *([version.state_key] if version.state_key else [])]
+        session.delete(version)
+    remove_unreferenced(settings, store, keys)
+
+
+def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int) -> None:
+    """Deletes the dataset, its versions and open uploads, and every stored object only they referenced."""
+    with session_scope(settings.database_url) as session:
+        dataset = writable_dataset(session, user=user, dataset_id=dataset_id)
+        _check_unused(session, [v.id for v in dataset.versions])
+        keys = [k for v in dataset.versions for k in (v.storage_key, v.state_key) if k]
+        upload_ids = list(session.scalars(select(UploadSession.id).where(UploadSession.dataset_id == dataset_id)))
+        session.delete(dataset)  # versions by ORM cascade; upload sessions, chunks, reports by FK cascade
+    for upload_id in upload_ids:
+        store.delete_prefix(f"uploads/{upload_id}/")
+    remove_unreferenced(settings, store, keys)
+
+
+def _check_unused(session: Session, version_ids: list[int]) -> None:
+    if not version_ids:
+        return
+    jobs = list(session.scalars(select(TrainingJob.id).where(TrainingJob.dataset_version_id.in_(version_ids))))
+    models = list(session.scalars(select(ModelVersion.id).where(ModelVersion.dataset_version_id.in_(version_ids))))
+    if jobs or models:
+        raise conflict(
+            f"Dataset versions {version_ids} are used by training jobs {jobs} and model versions {models}; "
+            "delete those first (lineage must not point at missing data)."
+        )
+
+
+def remove_unreferenced(settings: Settings, store: ObjectStore, keys: list[str]) -> None:
+    """Deletes those of `keys` (blobs, pipeline states) that no version references any more."""
+    with session_scope(settings.database_url) as session:
+        _delete_unreferenced(session, store, keys)
+
+
+def _delete_unreferenced(session: Session, store: ObjectStore, keys: list[str]) -> None:
+    for key in set(keys):
+        used = session.scalar(
+            select(func.count())
+            .select_from(DatasetVersion)
+            .where((DatasetVersion.storage_key == key) | (DatasetVersion.state_key == key))
+        )
+        if not used:
+            store.delete(key)
+
+
+def referenced_keys(session: Session) -> set[str]:
+    """Every object key the database references in the data layer (for orphan checks)."""
+    keys: set[str] = set()
+    for storage_key, state_key in session.execute(select(DatasetVersion.storage_key, DatasetVersion.state_key)):
+        keys.add(storage_key)
+        if state_key:
+            keys.add(state_key)
+    return keys
+
+
+def download_to(store: ObjectStore, version: DatasetVersion, dest: Path) -> Path:
+    store.download(version.storage_key, dest)
+    return dest
 
 
 def load_frame(store: ObjectStore, version: DatasetVersion) -> pd.DataFrame:
-    return read_csv(store.get_bytes(version.storage_key))
-
-
-def _copy_hashing(source: BinaryIO, dest: BinaryIO) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := source.read(1 << 20):
-        digest.update(chunk)
-        dest.write(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+    """The version as a pandas frame (tabular formats only)."""
+    with tempfile.TemporaryDirectory(prefix="aip-read-") as tmp:
+        path = download_to(store, version, Path(tmp) / "data")
+        return formats.read_frame(path, version.format)

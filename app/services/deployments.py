@@ -87,7 +87,8 @@ def check_rows(signature: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         missing = [c for c in inputs if c not in row]
         if missing:
             raise invalid(f"Row {i} lacks the model's input columns {missing}; every row needs all of {inputs}.")
-        bad = [c for c in inputs if not _is_number(row[c])]
+        # A preprocessing pipeline in front of the model converts and encodes raw values itself.
+        bad = [] if signature.get("pipeline_state_key") else [c for c in inputs if not _is_number(row[c])]
         if bad:
             raise invalid(f"Row {i} has non-numeric values in {bad}; the model takes numbers (or null).")
 

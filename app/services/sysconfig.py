@@ -25,6 +25,10 @@ class SettingSpec:
     minimum: float | None = None
     maximum: float | None = None
     secret: bool = False
+    settings_field: str | None = None  # the AIP_* setting that supplies the default, where there is one
+
+    def default_for(self, settings: Settings) -> Any:
+        return getattr(settings, self.settings_field) if self.settings_field else self.default
 
     def validate(self, value: Any) -> Any:
         if self.type is bool:
@@ -58,8 +62,24 @@ SPECS = {
         SettingSpec("auth.max_failed_logins", int, 5, "Failed logins in a row before the account locks", 1, 100),
         SettingSpec("auth.lockout_minutes", int, 15, "How long a locked account stays locked", 1, 10_080),
         SettingSpec("auth.refresh_token_days", int, 7, "Lifetime of a login (refresh token)", 1, 90),
-        SettingSpec("upload.max_file_bytes", int, 10 * GiB, "Largest dataset file accepted", 1, 10 * 1024 * GiB),
-        SettingSpec("quota.user_storage_bytes", int, 100 * GiB, "Storage each user may fill", 0, 1024 * 1024 * GiB),
+        SettingSpec(
+            "upload.max_file_bytes",
+            int,
+            10 * GiB,
+            "Largest dataset file accepted",
+            1,
+            10 * 1024 * GiB,
+            settings_field="max_upload_bytes",
+        ),
+        SettingSpec(
+            "quota.user_storage_bytes",
+            int,
+            100 * GiB,
+            "Dataset bytes each user may keep",
+            0,
+            1024 * 1024 * GiB,
+            settings_field="user_quota_bytes",
+        ),
         SettingSpec("quota.user_max_gpus", int, 8, "GPUs one user's running jobs may hold at once", 0, 4096),
         SettingSpec("alerts.cpu_percent", float, 90.0, "Node CPU use that raises an alert", 1, 100),
         SettingSpec("alerts.memory_percent", float, 90.0, "Node memory use that raises an alert", 1, 100),
@@ -81,7 +101,7 @@ def get(session: Session, settings: Settings, key: str) -> Any:
     spec = _spec(key)
     row = session.get(SystemSetting, key)
     if row is None:
-        return spec.default
+        return spec.default_for(settings)
     if spec.secret:
         return decrypt(settings, row.value["encrypted"]) if row.value.get("encrypted") else ""
     return row.value["value"]
@@ -110,7 +130,7 @@ def describe(session: Session, settings: Settings) -> list[dict[str, Any]]:
                 "key": key,
                 "type": spec.type.__name__,
                 "value": (MASK if value else "") if spec.secret else value,
-                "default": "" if spec.secret else spec.default,
+                "default": "" if spec.secret else spec.default_for(settings),
                 "secret": spec.secret,
                 "description": spec.description,
                 "minimum": spec.minimum,

@@ -1,27 +1,58 @@
-"""Training jobs: validation, submission to Ray, state transitions, metrics, logs and reconciliation."""
+"""Training jobs: validation, lifecycle (with every transition recorded), metrics, logs and reconciliation.
+
+CREATED -> QUEUED -> STARTING -> RUNNING -> SUCCEEDED / FAILED / STOPPED. The scheduler (app.services.scheduler)
+moves QUEUED jobs to STARTING when the cluster has room; the job's workers mark it RUNNING; its driver records
+SUCCEEDED or FAILED; the reconcile loop closes rows whose Ray job ended or vanished.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.cluster import capacity as cluster_capacity
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
-from app.db.models import JobMetric, JobStatus, TrainingJob, User, utcnow
+from app.db.models import JobMetric, JobStatus, JobTransition, ModelVersion, TrainingJob, User, utcnow
 from app.db.session import session_scope
-from app.services import datasets
+from app.services import custom_code, datasets, quality
 from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
+from train_jobs.job_config import TrainConfig
 from train_jobs.templates import tabular_mlp
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = {tabular_mlp.TEMPLATE_NAME: "train_jobs.train_tabular"}
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Template:
+    entrypoint: str  # module run as the Ray job's driver
+    code: tuple[str, ...]  # files (from the project root) whose hash is the model's code lineage
+
+
+CUSTOM_TEMPLATE = "custom"
+TEMPLATES = {
+    tabular_mlp.TEMPLATE_NAME: Template(
+        entrypoint="train_jobs.train_tabular",
+        code=(
+            "train_jobs/train_tabular.py",
+            "train_jobs/tabular_loop.py",
+            "train_jobs/runtime.py",
+            "train_jobs/job_config.py",
+            "train_jobs/templates/tabular_mlp.py",
+        ),
+    ),
+    # The user's uploaded code; its hash is the code's sha256 (see app.services.custom_code).
+    CUSTOM_TEMPLATE: Template(entrypoint="train_jobs.train_custom", code=()),
+}
 
 
 @dataclass(frozen=True)
@@ -29,30 +60,53 @@ class JobSpec:
     name: str
     dataset_version_id: int
     template: str
-    target_column: str
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    num_workers: int
+    config: TrainConfig
+    priority: int = 0
+    start: bool = True
+    code_hash: str | None = None  # uploaded training code, for the custom template
+    min_quality_score: float | None = None
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "target_column": self.target_column,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "num_workers": self.num_workers,
-        }
+
+def code_hash(template: str) -> str:
+    digest = hashlib.sha256()
+    for name in TEMPLATES[template].code:
+        digest.update(name.encode() + b"\0" + (_ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def run_name(job_id: int) -> str:
+    """Ray Train's run name, also the job's checkpoint folder `checkpoints/<run name>/` in storage."""
+    return f"job-{job_id}"
+
+
+def submission_id(job: TrainingJob) -> str:
+    return f"aip-training-job-{job.id}-a{job.attempts}"
+
+
+def entrypoint(job: TrainingJob) -> str:
+    return TEMPLATES[job.template].entrypoint
 
 
 def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobSpec) -> int:
-    """Validates the job against its data, records it QUEUED and hands it to Ray. Returns the job id."""
+    """Validates the job against its data and the cluster, records it (QUEUED, or CREATED when not started)."""
     if spec.template not in TEMPLATES:
         raise invalid(f"Unknown template {spec.template!r}; available: {', '.join(TEMPLATES)}.")
+    custom = spec.template == CUSTOM_TEMPLATE
+    if custom != (spec.code_hash is not None):
+        raise invalid("Give code_hash (from POST /training/code) exactly when the template is 'custom'.")
+    if custom:
+        custom_code.find(store, spec.code_hash or "")
+    check_cluster_can_host(settings, spec.config)
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=spec.dataset_version_id)
+        quality.check_training_allowed(session, version, spec.min_quality_score)
+        frame = datasets.load_frame(store, version)
         try:
-            tabular_mlp.check_frame(datasets.load_frame(store, version), spec.target_column)
+            if custom:  # the code decides what it can train on; the target must exist all the same
+                if spec.config.target_column not in frame.columns:
+                    raise tabular_mlp.InvalidData(f"Target column {spec.config.target_column!r} is not in the data.")
+            else:
+                tabular_mlp.check_frame(frame, spec.config.target_column, spec.config.task)
         except tabular_mlp.InvalidData as e:
             raise invalid(str(e)) from e
         job = TrainingJob(
@@ -60,23 +114,37 @@ def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobS
             owner_id=user.id,
             dataset_version_id=version.id,
             template=spec.template,
-            config=spec.config(),
-            status=JobStatus.QUEUED,
+            config=spec.config.model_dump(),
+            priority=spec.priority,
+            code_hash=spec.code_hash if custom else code_hash(spec.template),
+            status=JobStatus.CREATED,
+            created_at=utcnow(),
         )
         session.add(job)
         session.flush()
-        job_id = job.id
-    # The row is committed before Ray sees the job, so the job's driver always finds it.
-    submission_id = f"aip-training-job-{job_id}"
+        session.add(
+            JobTransition(
+                job_id=job.id,
+                to_status=JobStatus.CREATED,
+                message=f"Created by {user.username}.",
+                created_at=job.created_at,
+            )
+        )
+        if spec.start:
+            transition(session, job, JobStatus.QUEUED, "Waiting for the scheduler.")
+        return job.id
+
+
+def check_cluster_can_host(settings: Settings, config: TrainConfig) -> None:
+    from app.services.scheduler import never_fits
+
     try:
-        ray_jobs.submit(settings, submission_id=submission_id, module=TEMPLATES[spec.template], args=[str(job_id)])
+        nodes = cluster_capacity.read(settings).nodes
     except AipError:
-        with session_scope(settings.database_url) as session:
-            session.execute(delete(TrainingJob).where(TrainingJob.id == job_id))
-        raise
-    with session_scope(settings.database_url) as session:
-        session.get_one(TrainingJob, job_id).ray_job_id = submission_id
-    return job_id
+        return  # the cluster is unreachable now; the scheduler checks again before starting the job
+    reason = never_fits(config, nodes)
+    if reason:
+        raise invalid(reason)
 
 
 def get_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
@@ -86,82 +154,132 @@ def get_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
     return job
 
 
-def list_jobs(session: Session, *, user: User) -> list[TrainingJob]:
-    return list(session.scalars(select(TrainingJob).where(readable(user, TrainingJob)).order_by(TrainingJob.id.desc())))
+def _writable_job(session: Session, user: User, job_id: int, action: str) -> TrainingJob:
+    job = get_job(session, user=user, job_id=job_id)
+    if not can_write(user, job):
+        raise forbidden(f"Job {job_id} is not yours to {action}.")
+    return job
+
+
+def list_jobs(session: Session, *, user: User, status: str | None = None) -> list[TrainingJob]:
+    query = select(TrainingJob).where(readable(user, TrainingJob))
+    if status:
+        query = query.where(TrainingJob.status == status)
+    return list(session.scalars(query.order_by(TrainingJob.id.desc())))
+
+
+def transitions(session: Session, job_id: int) -> list[JobTransition]:
+    return list(session.scalars(select(JobTransition).where(JobTransition.job_id == job_id).order_by(JobTransition.id)))
+
+
+def transition(session: Session, job: TrainingJob, status: JobStatus, message: str = "") -> None:
+    """Moves the job to `status`, recording the change (the one place job states change)."""
+    previous = job.status
+    now = utcnow()
+    session.add(JobTransition(job_id=job.id, from_status=previous, to_status=status, message=message, created_at=now))
+    job.status = status
+    job.message = message
+    if status == JobStatus.QUEUED and previous != JobStatus.STARTING:  # a failed submission keeps its place
+        job.queued_at = now
+    if status == JobStatus.RUNNING:
+        job.started_at = now
+    if status.is_terminal:
+        job.finished_at = now
+    elif status in (JobStatus.CREATED, JobStatus.QUEUED):
+        job.finished_at = None
+
+
+def start_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
+    job = _writable_job(session, user, job_id, "start")
+    if job.status != JobStatus.CREATED:
+        raise conflict(f"Job {job_id} is {job.status}; only a CREATED job can be started (retry ended jobs).")
+    transition(session, job, JobStatus.QUEUED, "Started by the user; waiting for the scheduler.")
+    return job
 
 
 def stop_job(settings: Settings, session: Session, *, user: User, job_id: int) -> TrainingJob:
-    job = get_job(session, user=user, job_id=job_id)
-    if not can_write(user, job):
-        raise forbidden(f"Job {job_id} is not yours to stop.")
+    job = _writable_job(session, user, job_id, "stop")
     if JobStatus(job.status).is_terminal:
         raise conflict(f"Job {job_id} already ended as {job.status}.")
-    if job.ray_job_id:
-        ray_jobs.stop(settings, job.ray_job_id)
-    finish(session, job, JobStatus.STOPPED, "Stopped by the user.")
+    if JobStatus(job.status).holds_resources and job.ray_job_id:
+        _stop_ray_job(settings, job.ray_job_id)
+    transition(session, job, JobStatus.STOPPED, "Stopped by the user.")
     return job
 
 
-def metric_history(session: Session, job_id: int) -> list[dict[str, Any]]:
-    """Per-step rows: [{"step": 1, "loss": ..., "val_accuracy": ...}, ...]."""
-    rows = session.execute(
-        select(JobMetric.step, JobMetric.key, JobMetric.value)
-        .where(JobMetric.job_id == job_id)
-        .order_by(JobMetric.step, JobMetric.id)
-    )
-    steps: dict[int, dict[str, Any]] = {}
-    for step, key, value in rows:
-        steps.setdefault(step, {"step": step})[key] = value
-    return list(steps.values())
+def _stop_ray_job(settings: Settings, submission: str) -> None:
+    try:
+        ray_jobs.stop(settings, submission)
+    except RuntimeError as e:  # not yet known to Ray: the reconcile loop stops it if it appears
+        log.info("Stopping Ray job %s: %s", submission, e)
 
 
-def record_metrics(session: Session, *, job_id: int, step: int, metrics: dict[str, float]) -> None:
-    session.add_all(JobMetric(job_id=job_id, step=step, key=k, value=float(v)) for k, v in metrics.items())
+def retry_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
+    """Queues an ended job again; it resumes from its latest checkpoint (Ray Train run of the same name)."""
+    job = _writable_job(session, user, job_id, "retry")
+    if job.status not in (JobStatus.FAILED, JobStatus.STOPPED):
+        raise conflict(f"Job {job_id} is {job.status}; only FAILED or STOPPED jobs can be retried.")
+    transition(session, job, JobStatus.QUEUED, f"Retry {job.attempts + 1} queued; resumes from the last checkpoint.")
+    return job
 
 
-def mark_running(session: Session, job_id: int) -> TrainingJob:
+def delete_job(settings: Settings, store: ObjectStore, *, user: User, job_id: int) -> None:
+    """Deletes an ended (or never started) job with its metrics, logs and checkpoints; model versions stay."""
+    with session_scope(settings.database_url) as session:
+        job = _writable_job(session, user, job_id, "delete")
+        if JobStatus(job.status) not in (JobStatus.CREATED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            raise conflict(f"Job {job_id} is {job.status}; stop it before deleting it.")
+        # Registered versions keep their lineage (config, metrics, code) but no longer point at the job.
+        session.execute(update(ModelVersion).where(ModelVersion.training_job_id == job_id).values(training_job_id=None))
+        session.execute(delete(JobMetric).where(JobMetric.job_id == job_id))
+        session.execute(delete(JobTransition).where(JobTransition.job_id == job_id))
+        session.delete(job)
+    # Storage after the rows: a failure here leaves unreferenced objects, never a row pointing at nothing.
+    store.delete_prefix(f"checkpoints/{run_name(job_id)}/")
+    store.delete_prefix(f"jobs/{job_id}/")
+
+
+def mark_running(session: Session, job_id: int) -> None:
+    """Called by the job's rank-0 worker when training starts (again, after a worker failure: no change)."""
     job = session.get_one(TrainingJob, job_id)
-    if job.status != JobStatus.QUEUED:
-        raise conflict(f"Job {job_id} is {job.status}, not QUEUED; it will not run again.")
-    job.status = JobStatus.RUNNING
-    job.started_at = utcnow()
-    return job
-
-
-def finish(session: Session, job: TrainingJob, status: JobStatus, message: str = "") -> None:
-    job.status = status
-    job.message = message
-    job.finished_at = utcnow()
+    if job.status == JobStatus.STARTING:
+        transition(session, job, JobStatus.RUNNING, f"Training started (attempt {job.attempts}).")
 
 
 def job_logs(settings: Settings, store: ObjectStore, job: TrainingJob) -> str:
     if job.logs_key:
         return store.get_bytes(job.logs_key).decode(errors="replace")
-    if not job.ray_job_id:
+    if not job.ray_job_id or job.status in (JobStatus.CREATED, JobStatus.QUEUED):
         return ""
     try:
         return ray_jobs.logs(settings, job.ray_job_id)
     except Exception as e:  # Ray no longer has them and they were never kept
+        if job.status == JobStatus.STARTING:
+            return ""  # submitted, the driver has not written anything yet
         raise AipError(ErrorCode.UNAVAILABLE, f"Logs of job {job.id} are not available: {e}") from e
 
 
+_RAY_ENDED = ("FAILED", "STOPPED", "SUCCEEDED")
+
+
 def reconcile(settings: Settings, store: ObjectStore) -> None:
-    """Aligns job rows with Ray: jobs Ray ended or forgot are closed, logs of ended jobs are kept in storage."""
+    """Aligns job rows with Ray: rows whose Ray job ended or vanished are closed, a stopped row's Ray job is
+    stopped, and the logs of ended jobs are kept in storage."""
     with session_scope(settings.database_url) as session:
         open_jobs = session.scalars(
-            select(TrainingJob).where(TrainingJob.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            select(TrainingJob).where(TrainingJob.status.in_([JobStatus.STARTING, JobStatus.RUNNING]))
         ).all()
         for job in open_jobs:
             if not job.ray_job_id:
                 continue
             state = ray_jobs.state(settings, job.ray_job_id)
             if state is None:
-                finish(session, job, JobStatus.FAILED, "Ray no longer knows this job (the cluster restarted).")
-            elif state.status in ("FAILED", "STOPPED", "SUCCEEDED"):
+                transition(session, job, JobStatus.FAILED, "Ray no longer knows this job (the cluster restarted).")
+            elif state.status in _RAY_ENDED:
                 # The driver records success itself; a Ray job that ended without doing so failed.
                 session.refresh(job)
                 if not JobStatus(job.status).is_terminal:
-                    finish(session, job, JobStatus.FAILED, state.message or f"Ray job ended as {state.status}.")
+                    transition(session, job, JobStatus.FAILED, state.message or f"Ray job ended as {state.status}.")
         ended = session.scalars(
             select(TrainingJob).where(
                 TrainingJob.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED]),
@@ -171,9 +289,11 @@ def reconcile(settings: Settings, store: ObjectStore) -> None:
         ).all()
         for job in ended:
             state = ray_jobs.state(settings, job.ray_job_id)
-            if state is not None and state.status not in ("FAILED", "STOPPED", "SUCCEEDED"):
+            if state is not None and state.status not in _RAY_ENDED:
+                if job.status == JobStatus.STOPPED:
+                    _stop_ray_job(settings, job.ray_job_id)  # stopped while its submission was in flight
                 continue  # the driver is still finishing; keep its logs once it exits
-            key = f"jobs/{job.id}/driver.log"
+            key = f"jobs/{job.id}/attempt-{job.attempts}.log"
             text = ray_jobs.logs(settings, job.ray_job_id) if state is not None else ""
             store.put_bytes(key, text.encode())
             job.logs_key = key

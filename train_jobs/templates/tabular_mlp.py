@@ -1,4 +1,5 @@
-"""Tabular MLP classifier template: feature encoding fitted on the training rows, the network, prediction.
+"""Tabular MLP template (classification or regression): feature encoding fitted on the training rows, the
+network, prediction.
 
 Training and serving share this module, so raw rows are transformed exactly the same way in both.
 """
@@ -7,12 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # pandas is imported where frames are used: training workers start without it
+    import pandas as pd
 
 TEMPLATE_NAME = "tabular_mlp"
 MAX_CLASSES = 100
@@ -24,7 +27,8 @@ class InvalidData(ValueError):
 
 @dataclass(frozen=True)
 class TabularSpec:
-    """What the model expects: the input columns with their standardisation, and the target's classes."""
+    """What the model expects: the input columns with their standardisation, and the target's classes (or, for
+    regression, the target's standardisation)."""
 
     feature_columns: list[str]
     target_column: str
@@ -32,6 +36,13 @@ class TabularSpec:
     means: list[float]
     stds: list[float]
     hidden_units: int = 64
+    task: str = "classification"
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+    @property
+    def outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" else 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,7 +52,7 @@ class TabularSpec:
         return cls(**data)
 
 
-def check_frame(df: pd.DataFrame, target_column: str) -> list[str]:
+def check_frame(df: pd.DataFrame, target_column: str, task: str = "classification") -> list[str]:
     """Returns the feature columns, or raises InvalidData naming what this template cannot take."""
     if target_column not in df.columns:
         raise InvalidData(
@@ -50,33 +61,46 @@ def check_frame(df: pd.DataFrame, target_column: str) -> list[str]:
     features = [str(c) for c in df.columns if c != target_column]
     if not features:
         raise InvalidData("The data has no feature columns besides the target.")
-    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
+    from pandas.api.types import is_numeric_dtype
+
+    non_numeric = [c for c in features if not is_numeric_dtype(df[c])]
     if non_numeric:
         raise InvalidData(
             f"Feature columns {non_numeric} are not numeric; the tabular_mlp template takes numeric features "
             "only. Encode them as numbers or drop them."
         )
+    if df[target_column].isna().any():
+        raise InvalidData(f"Target column {target_column!r} has missing values; drop those rows first.")
+    if task == "regression":
+        if not is_numeric_dtype(df[target_column]):
+            raise InvalidData(f"Target column {target_column!r} is not numeric; regression needs a numeric target.")
+        return features
     n_classes = df[target_column].nunique(dropna=True)
     if n_classes < 2 or n_classes > MAX_CLASSES:
         raise InvalidData(
-            f"Target column {target_column!r} has {n_classes} distinct values; classification needs 2 to {MAX_CLASSES}."
+            f"Target column {target_column!r} has {n_classes} distinct values; classification needs 2 to "
+            f"{MAX_CLASSES}. For a numeric target use task 'regression'."
         )
-    if df[target_column].isna().any():
-        raise InvalidData(f"Target column {target_column!r} has missing values; drop those rows first.")
     return features
 
 
-def fit_spec(df: pd.DataFrame, target_column: str, hidden_units: int = 64) -> TabularSpec:
-    features = check_frame(df, target_column)
+def fit_spec(df: pd.DataFrame, target_column: str, hidden_units: int = 64, task: str = "classification") -> TabularSpec:
+    features = check_frame(df, target_column, task)
     values = df[features].astype("float64")
     stds = values.std(ddof=0).fillna(0.0)
+    target = df[target_column]
+    regression = task == "regression"
+    target_std = float(target.std(ddof=0)) if regression else 1.0
     return TabularSpec(
         feature_columns=features,
         target_column=target_column,
-        classes=sorted(pd.unique(df[target_column]).tolist(), key=str),
+        classes=[] if regression else sorted(target.dropna().unique().tolist(), key=str),
         means=[float(v) for v in values.mean().fillna(0.0)],
         stds=[float(v) if v > 0 else 1.0 for v in stds],
         hidden_units=hidden_units,
+        task=task,
+        target_mean=float(target.mean()) if regression else 0.0,
+        target_std=target_std if target_std > 0 else 1.0,
     )
 
 
@@ -94,6 +118,10 @@ def encode_features(spec: TabularSpec, df: pd.DataFrame) -> np.ndarray:
 
 
 def encode_labels(spec: TabularSpec, series: pd.Series) -> np.ndarray:
+    """Class indices (int64), or for regression the standardised target as a (n, 1) float32 column."""
+    if spec.task == "regression":
+        scaled = (series.to_numpy(dtype=np.float64) - spec.target_mean) / spec.target_std
+        return scaled.astype(np.float32).reshape(-1, 1)
     index = {value: i for i, value in enumerate(spec.classes)}
     return series.map(index).to_numpy(dtype=np.int64)
 
@@ -105,15 +133,18 @@ def build_model(spec: TabularSpec) -> nn.Module:
         nn.ReLU(),
         nn.Linear(h, h),
         nn.ReLU(),
-        nn.Linear(h, len(spec.classes)),
+        nn.Linear(h, spec.outputs),
     )
 
 
 def predict(model: nn.Module, spec: TabularSpec, df: pd.DataFrame) -> dict[str, list[Any]]:
-    """Predicted labels and per-class probabilities for raw rows."""
+    """Predicted labels and per-class probabilities for raw rows (regression: values, no probabilities)."""
     model.eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(encode_features(spec, df)))
+        if spec.task == "regression":
+            values = (logits[:, 0].double() * spec.target_std + spec.target_mean).tolist()
+            return {"labels": values, "probabilities": [[] for _ in values]}
         probabilities = torch.softmax(logits, dim=1).numpy()
     labels = [spec.classes[i] for i in probabilities.argmax(axis=1)]
     return {"labels": labels, "probabilities": [[float(p) for p in row] for row in probabilities]}

@@ -1,9 +1,13 @@
-from fastapi import APIRouter, Depends, UploadFile
+from typing import Any
 
-from app.api.deps import SessionDep, StoreDep, require
-from app.api.schemas import DatasetCreate, DatasetPublic, DatasetVersionPublic
+from fastapi import APIRouter, Depends, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.schemas import DatasetCreate, DatasetPublic, DatasetVersionDetail
 from app.db.models import User
-from app.services import datasets
+from app.db.session import session_scope
+from app.services import datasets, profiles
 
 router = APIRouter(prefix="/dataset", tags=["datasets"])
 
@@ -18,18 +22,52 @@ def list_datasets(session: SessionDep, user: User = Depends(require("dataset:lis
     return datasets.list_datasets(session, user=user)
 
 
+@router.get("/version/{version_id}", response_model=DatasetVersionDetail)
+def get_version(version_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+    return datasets.get_version(session, user=user, version_id=version_id)
+
+
+@router.get("/version/{version_id}/profile")
+def get_profile(
+    version_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:query"))
+) -> dict[str, Any]:
+    return profiles.get_profile(settings, store, user=user, version_id=version_id)
+
+
+@router.delete("/version/{version_id}", status_code=204)
+def delete_version(
+    version_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))
+) -> Response:
+    datasets.delete_version(settings, store, user=user, version_id=version_id)
+    return Response(status_code=204)
+
+
 @router.get("/{dataset_id}", response_model=DatasetPublic)
 def get_dataset(dataset_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
     return datasets.get_dataset(session, user=user, dataset_id=dataset_id)
 
 
-@router.post("/{dataset_id}/version", response_model=DatasetVersionPublic, status_code=201)
-def upload_version(
+@router.delete("/{dataset_id}", status_code=204)
+def delete_dataset(
+    dataset_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))
+) -> Response:
+    datasets.delete_dataset(settings, store, user=user, dataset_id=dataset_id)
+    return Response(status_code=204)
+
+
+@router.post("/{dataset_id}/version", response_model=DatasetVersionDetail, status_code=201)
+async def upload_version(
     dataset_id: int,
     file: UploadFile,
-    session: SessionDep,
+    settings: SettingsDep,
     store: StoreDep,
     user: User = Depends(require("dataset:upload")),
 ) -> object:
-    dataset = datasets.get_dataset(session, user=user, dataset_id=dataset_id)
-    return datasets.add_version(session, store, dataset=dataset, file_name=file.filename or "", source=file.file)
+    """Uploads a whole file in one request (small files); large files go through upload sessions."""
+    version_id = await run_in_threadpool(
+        lambda: datasets.add_version(
+            settings, store, user=user, dataset_id=dataset_id, file_name=file.filename or "", source=file.file
+        )
+    )
+    with session_scope(settings.database_url) as session:
+        return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))

@@ -1,19 +1,31 @@
-from fastapi import APIRouter, Depends
-from fastapi.responses import PlainTextResponse
+import datetime as dt
+import time
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, Query, Response, UploadFile
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, require
-from app.api.schemas import JobCreate, JobPublic
-from app.core.errors import invalid
-from app.db.models import TrainingJob, User
+from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage
+from app.core.config import Settings
+from app.core.errors import AipError, invalid
+from app.db.models import JobStatus, TrainingJob, User
 from app.db.session import session_scope
-from app.services import datasets, models, training
+from app.services import custom_code, datasets, job_metrics, models, training
+from app.storage import ObjectStore
 
 router = APIRouter(prefix="/training/job", tags=["training"])
+code_router = APIRouter(prefix="/training/code", tags=["training"])
+
+DETAIL_MAX_POINTS = 500  # a job's detail carries a downsampled history; /metrics pages through all of it
+LOG_POLL_S = 1.0
 
 
-def _public(session: SessionDep, job: TrainingJob) -> JobPublic:
+def _public(session: SessionDep, job: TrainingJob, *, detail: bool = True) -> JobPublic:
     public = JobPublic.model_validate(job)
-    public.metrics = training.metric_history(session, job.id)
+    if detail:
+        public.metrics = job_metrics.metric_history(session, job.id, max_points=DETAIL_MAX_POINTS)
+        public.transitions = [JobTransitionPublic.model_validate(t) for t in training.transitions(session, job.id)]
     version = models.version_for_job(session, job.id)
     public.model_version_id = version.id if version else None
     return public
@@ -27,37 +39,51 @@ def create_job(
     user: User = Depends(require("training:job:create")),
 ) -> JobPublic:
     with session_scope(settings.database_url) as session:
-        version_id = _version_id(session, user, body)
+        version_id = resolve_version_id(session, user, body.dataset_id, body.dataset_version_id)
         dataset_name = datasets.get_version(session, user=user, version_id=version_id).dataset.name
     spec = training.JobSpec(
         name=body.name or f"{dataset_name}-{body.template}".replace(" ", "-"),
         dataset_version_id=version_id,
         template=body.template,
-        target_column=body.target_column,
-        epochs=body.epochs,
-        batch_size=body.batch_size,
-        learning_rate=body.learning_rate,
-        num_workers=body.num_workers,
+        config=body.train_config(),
+        priority=body.priority,
+        start=body.start,
+        min_quality_score=body.min_quality_score,
+        code_hash=body.code_hash,
     )
     job_id = training.create_job(settings, store, user=user, spec=spec)
     with session_scope(settings.database_url) as session:
         return _public(session, training.get_job(session, user=user, job_id=job_id))
 
 
-def _version_id(session: SessionDep, user: User, body: JobCreate) -> int:
-    if (body.dataset_id is None) == (body.dataset_version_id is None):
+def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, dataset_version_id: int | None) -> int:
+    if (dataset_id is None) == (dataset_version_id is None):
         raise invalid("Give exactly one of dataset_id (newest version) or dataset_version_id.")
-    if body.dataset_version_id is not None:
-        return body.dataset_version_id
-    dataset = datasets.get_dataset(session, user=user, dataset_id=body.dataset_id)
+    if dataset_version_id is not None:
+        return dataset_version_id
+    dataset = datasets.get_dataset(session, user=user, dataset_id=dataset_id)
     if not dataset.versions:
         raise invalid(f"Dataset {dataset.id} has no version yet: upload a file first.")
     return dataset.versions[-1].id
 
 
+@code_router.post("", response_model=CodePublic, status_code=201)
+async def upload_code(
+    file: UploadFile, store: StoreDep, user: User = Depends(require("training:job:create"))
+) -> CodePublic:
+    """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
+    data = await file.read(custom_code.MAX_BYTES + 1)
+    stored = custom_code.store_code(store, file_name=file.filename or "", data=data)
+    return CodePublic(code_hash=stored.code_hash, file_name=stored.file_name, size_bytes=stored.size_bytes)
+
+
 @router.get("", response_model=list[JobPublic])
-def list_jobs(session: SessionDep, user: User = Depends(require("training:job:list"))) -> list[JobPublic]:
-    return [JobPublic.model_validate(job) for job in training.list_jobs(session, user=user)]
+def list_jobs(
+    session: SessionDep,
+    status: JobStatus | None = None,
+    user: User = Depends(require("training:job:list")),
+) -> list[JobPublic]:
+    return [_public(session, job, detail=False) for job in training.list_jobs(session, user=user, status=status)]
 
 
 @router.get("/{job_id}", response_model=JobPublic)
@@ -65,10 +91,60 @@ def get_job(job_id: int, session: SessionDep, user: User = Depends(require("trai
     return _public(session, training.get_job(session, user=user, job_id=job_id))
 
 
-@router.get("/{job_id}/metrics")
-def get_metrics(job_id: int, session: SessionDep, user: User = Depends(require("training:job:query"))) -> list[dict]:
+@router.post("/{job_id}/start", response_model=JobPublic)
+def start_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:create"))) -> JobPublic:
+    return _public(session, training.start_job(session, user=user, job_id=job_id))
+
+
+@router.post("/{job_id}/stop", response_model=JobPublic)
+def stop_job(
+    job_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
+) -> JobPublic:
+    return _public(session, training.stop_job(settings, session, user=user, job_id=job_id))
+
+
+@router.post("/{job_id}/retry", response_model=JobPublic)
+def retry_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:retry"))) -> JobPublic:
+    return _public(session, training.retry_job(session, user=user, job_id=job_id))
+
+
+@router.delete("/{job_id}", status_code=204)
+def delete_job(
+    job_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
+) -> Response:
+    training.delete_job(settings, store, user=user, job_id=job_id)
+    return Response(status_code=204)
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPage)
+def get_metrics(
+    job_id: int,
+    session: SessionDep,
+    since: dt.datetime | None = Query(default=None, description="Steps recorded at or after (UTC)."),
+    until: dt.datetime | None = Query(default=None, description="Steps recorded at or before (UTC)."),
+    offset: int = Query(default=0, ge=0),
+    limit: int | None = Query(default=None, ge=1, le=100_000),
+    max_points: int | None = Query(default=None, ge=1, le=100_000, description="Downsample to this many steps."),
+    user: User = Depends(require("training:job:query")),
+) -> MetricsPage:
     training.get_job(session, user=user, job_id=job_id)
-    return training.metric_history(session, job_id)
+    points = job_metrics.metric_history(
+        session,
+        job_id,
+        since=_naive_utc(since),
+        until=_naive_utc(until),
+        offset=offset,
+        limit=limit,
+        max_points=max_points,
+    )
+    return MetricsPage(job_id=job_id, total_steps=job_metrics.count_steps(session, job_id), points=points)
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    # Rows store naive UTC; a client may send an offset.
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
@@ -82,8 +158,45 @@ def get_logs(
     return training.job_logs(settings, store, training.get_job(session, user=user, job_id=job_id))
 
 
-@router.post("/{job_id}/stop", response_model=JobPublic)
-def stop_job(
-    job_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
-) -> JobPublic:
-    return _public(session, training.stop_job(settings, session, user=user, job_id=job_id))
+@router.get("/{job_id}/logs/stream")
+def stream_logs(
+    job_id: int,
+    settings: SettingsDep,
+    store: StoreDep,
+    session: SessionDep,
+    user: User = Depends(require("training:job:query")),
+) -> StreamingResponse:
+    """Server-sent events: one `data:` event per log line while the job runs, then `event: end` with its status."""
+    training.get_job(session, user=user, job_id=job_id)  # 404 now, not inside the stream
+    return StreamingResponse(
+        _log_events(settings, store, user, job_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _log_events(settings: Settings, store: ObjectStore, user: User, job_id: int) -> Iterator[str]:
+    sent = 0
+    while True:
+        with session_scope(settings.database_url) as session:
+            job = training.get_job(session, user=user, job_id=job_id)
+            try:
+                text = training.job_logs(settings, store, job)
+            except AipError:
+                text = ""
+            status = JobStatus(job.status)
+            # Final once the reconcile loop kept the logs (or the job never reached Ray).
+            final = status.is_terminal and (job.logs_key is not None or job.ray_job_id is None)
+        if len(text) < sent:
+            sent = 0  # a retry started a new attempt with fresh logs
+        end = len(text) if final else text.rfind("\n", sent) + 1
+        if end > sent:
+            for line in text[sent:end].splitlines():
+                yield f"data: {line}\n\n"
+            sent = end
+        else:
+            yield ": waiting\n\n"  # keeps proxies from closing an idle stream
+        if final:
+            yield f"event: end\ndata: {status.value}\n\n"
+            return
+        time.sleep(LOG_POLL_S)

@@ -22,18 +22,18 @@ from app.db.session import session_scope, upgrade_schema
 MIGRATIONS = Path(app.db.__file__).parent / "migrations"
 
 
-def alembic_head() -> str | None:
+def alembic_head() -> set[str]:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return set(ScriptDirectory.from_config(cfg).get_heads())  # feature branches each have a head
 
 
-def schema_state(url: str) -> tuple[set[str], str | None]:
-    """The tables in the database and its Alembic revision, read over a fresh connection."""
+def schema_state(url: str) -> tuple[set[str], set[str]]:
+    """The tables in the database and its Alembic revisions (heads), read over a fresh connection."""
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return set(inspect(conn).get_table_names()), MigrationContext.configure(conn).get_current_revision()
+            return set(inspect(conn).get_table_names()), set(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
 
@@ -71,7 +71,7 @@ def add_dataset_version(s: Session, owner: User, columns: list[Any]) -> DatasetV
 
 
 def test_upgrade_creates_every_model_table(empty_db_url: str) -> None:
-    assert schema_state(empty_db_url) == (set(), None)
+    assert schema_state(empty_db_url) == (set(), set())
     upgrade_schema(empty_db_url)
     assert schema_state(empty_db_url) == (set(Base.metadata.tables) | {"alembic_version"}, alembic_head())
 

@@ -40,8 +40,10 @@ def test_stop_a_running_job(admin: Client, platform_settings: Settings, tmp_path
     wait_for(lambda: admin.get_job(job["id"])["status"] == "RUNNING", timeout_s=120)
     stopped = admin.stop_job(job["id"])
     assert stopped["status"] == "STOPPED"
-    # Ray ends the job too; the row stays STOPPED and no model is registered.
-    ray_state = wait_for(lambda: (s := ray_jobs.state(platform_settings, job["ray_job_id"])) and s.status == "STOPPED")
+    # Ray ends the job too (the scheduler submitted it under ray_job_id); the row stays STOPPED, no model.
+    ray_state = wait_for(
+        lambda: (s := ray_jobs.state(platform_settings, stopped["ray_job_id"])) and s.status == "STOPPED"
+    )
     assert ray_state
     final = admin.get_job(job["id"])
     assert final["status"] == "STOPPED"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,16 +8,9 @@ import pytest
 from app.storage.base import ObjectStore
 from app.storage.local import LocalStore
 from app.storage.s3 import S3Store
-from tests.utils.seaweedfs import SeaweedFS, seaweedfs_server
+from tests.utils.seaweedfs import SeaweedFS
 
 BUCKET = "aip-test"  # one bucket: each new bucket makes SeaweedFS allocate volumes for a new collection
-
-
-@pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[SeaweedFS]:
-    """One real SeaweedFS S3 server for the whole test session."""
-    with seaweedfs_server() as server:
-        yield server
 
 
 def make_s3_store(server: SeaweedFS, prefix: str) -> S3Store:

@@ -66,3 +66,26 @@ def test_missing_input_column_is_named() -> None:
     spec = fit_spec(frame(), "label")
     with pytest.raises(InvalidData, match="'y'"):
         encode_features(spec, frame()[["x"]])
+
+
+def test_regression_standardises_the_target_and_predicts_in_its_units() -> None:
+    data = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "price": [10.0, 20.0, 30.0, 40.0]})
+    spec = fit_spec(data, "price", task="regression")
+    assert spec.classes == [] and spec.outputs == 1
+    labels = encode_labels(spec, data["price"])
+    assert labels.shape == (4, 1)
+    np.testing.assert_allclose(labels.mean(), 0, atol=1e-6)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    with torch.no_grad():  # a network whose output is the scaled target predicts the target itself
+        for p in model.parameters():
+            p.zero_()
+        model[-1].bias.fill_(float(labels[3, 0]))
+    result = predict(model, spec, data.drop(columns="price"))
+    np.testing.assert_allclose(result["labels"], [40.0] * 4, rtol=1e-5)
+    assert result["probabilities"] == [[]] * 4
+
+
+def test_regression_needs_a_numeric_target() -> None:
+    with pytest.raises(InvalidData, match="regression needs a numeric target"):
+        check_frame(frame(), "label", task="regression")

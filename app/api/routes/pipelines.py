@@ -1,0 +1,32 @@
+"""Preprocessing: a dataset's feature configuration, and pipeline runs (Ray jobs) that make new versions."""
+
+from fastapi import APIRouter, Depends
+
+from app.api.deps import SessionDep, SettingsDep, require
+from app.api.schemas import DatasetPublic, FeatureConfig, PipelineCreate, PipelineRunPublic
+from app.db.models import User
+from app.db.session import session_scope
+from app.services import pipelines
+
+router = APIRouter(prefix="/dataset", tags=["pipelines"])
+
+
+@router.put("/{dataset_id}/features", response_model=DatasetPublic)
+def set_features(
+    dataset_id: int, body: FeatureConfig, session: SessionDep, user: User = Depends(require("dataset:edit"))
+) -> object:
+    return pipelines.set_feature_config(session, user=user, dataset_id=dataset_id, config=body.model_dump())
+
+
+@router.post("/version/{version_id}/pipeline", response_model=PipelineRunPublic, status_code=202)
+def start_run(
+    version_id: int, body: PipelineCreate, settings: SettingsDep, user: User = Depends(require("dataset:process"))
+) -> object:
+    run_id = pipelines.start_run(settings, user=user, version_id=version_id, steps=body.steps)
+    with session_scope(settings.database_url) as session:
+        return PipelineRunPublic.model_validate(pipelines.get_run(session, user=user, run_id=run_id))
+
+
+@router.get("/pipeline/{run_id}", response_model=PipelineRunPublic)
+def get_run(run_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+    return pipelines.get_run(session, user=user, run_id=run_id)

@@ -1,0 +1,30 @@
+"""Quality checks of dataset versions: start one (a Ray job), read reports."""
+
+from fastapi import APIRouter, Depends
+
+from app.api.deps import SessionDep, SettingsDep, require
+from app.api.schemas import QualityCreate, QualityReportPublic
+from app.db.models import User
+from app.db.session import session_scope
+from app.services import quality
+
+router = APIRouter(prefix="/dataset", tags=["quality"])
+
+
+@router.post("/version/{version_id}/quality", response_model=QualityReportPublic, status_code=202)
+def start_check(
+    version_id: int, body: QualityCreate, settings: SettingsDep, user: User = Depends(require("dataset:quality"))
+) -> object:
+    report_id = quality.start_check(settings, user=user, version_id=version_id, config=body.model_dump())
+    with session_scope(settings.database_url) as session:
+        return QualityReportPublic.model_validate(quality.get_report(session, user=user, report_id=report_id))
+
+
+@router.get("/version/{version_id}/quality", response_model=list[QualityReportPublic])
+def list_reports(version_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+    return quality.list_reports(session, user=user, version_id=version_id)
+
+
+@router.get("/quality/{report_id}", response_model=QualityReportPublic)
+def get_report(report_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+    return quality.get_report(session, user=user, report_id=report_id)

@@ -1,0 +1,115 @@
+"""Resumable chunked uploads: create a session, PUT chunks (any order, in parallel), complete or abort."""
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.schemas import DatasetVersionDetail, UploadCreate, UploadPublic
+from app.core.errors import invalid
+from app.db.models import User
+from app.db.session import session_scope
+from app.services import datasets, uploads
+
+router = APIRouter(prefix="/dataset/{dataset_id}/upload", tags=["uploads"])
+
+
+def _public(session: SessionDep, user: User, dataset_id: int, upload_id: str) -> UploadPublic:
+    upload = uploads.get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
+    public = UploadPublic.model_validate(upload)
+    public.received = uploads.received(session, upload_id)
+    if upload.status == uploads.UploadStatus.OPEN:
+        public.content_known = uploads.known_content(session, user=user, upload=upload) is not None
+    return public
+
+
+@router.post("", response_model=UploadPublic, status_code=201)
+def create_upload(
+    dataset_id: int, body: UploadCreate, settings: SettingsDep, user: User = Depends(require("dataset:upload"))
+) -> UploadPublic:
+    """Opens a session; the same file declared again returns the open session, with the chunks it already has."""
+    upload_id = uploads.create_session(
+        settings,
+        user=user,
+        dataset_id=dataset_id,
+        file_name=body.file_name,
+        size_bytes=body.size_bytes,
+        sha256=body.sha256,
+        chunk_size=body.chunk_size,
+    )
+    with session_scope(settings.database_url) as session:
+        return _public(session, user, dataset_id, upload_id)
+
+
+@router.get("/{upload_id}", response_model=UploadPublic)
+def get_upload(
+    dataset_id: int, upload_id: str, session: SessionDep, user: User = Depends(require("dataset:upload"))
+) -> UploadPublic:
+    return _public(session, user, dataset_id, upload_id)
+
+
+@router.put("/{upload_id}/chunk/{index}", status_code=204)
+async def put_chunk(
+    dataset_id: int,
+    upload_id: str,
+    index: int,
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    x_chunk_sha256: str = Header(description="sha256 of this chunk's bytes, hex."),
+    user: User = Depends(require("dataset:upload")),
+) -> Response:
+    request.state.audit = False  # the session's create and complete are audited, not each of its chunks
+    data = await _read_body(request, settings.upload_max_chunk_bytes)
+    await run_in_threadpool(
+        lambda: uploads.put_chunk(
+            settings,
+            store,
+            user=user,
+            dataset_id=dataset_id,
+            upload_id=upload_id,
+            index=index,
+            data=data,
+            sha256=x_chunk_sha256,
+        )
+    )
+    return Response(status_code=204)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    # Read with a cap, so a client cannot make the API hold more than one chunk's worth of memory.
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise invalid(f"The chunk has {declared} bytes; chunks may have at most {limit} (AIP_UPLOAD_MAX_CHUNK_BYTES).")
+    body = bytearray()
+    async for block in request.stream():
+        body += block
+        if len(body) > limit:
+            raise invalid(f"The chunk has more than {limit} bytes (AIP_UPLOAD_MAX_CHUNK_BYTES).")
+    return bytes(body)
+
+
+@router.post("/{upload_id}/complete", response_model=DatasetVersionDetail, status_code=201)
+async def complete_upload(
+    dataset_id: int,
+    upload_id: str,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: User = Depends(require("dataset:upload")),
+) -> DatasetVersionDetail:
+    version_id = await run_in_threadpool(
+        lambda: uploads.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
+    )
+    with session_scope(settings.database_url) as session:
+        return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+
+
+@router.delete("/{upload_id}", status_code=204)
+def abort_upload(
+    dataset_id: int,
+    upload_id: str,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: User = Depends(require("dataset:upload")),
+) -> Response:
+    uploads.abort(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
+    return Response(status_code=204)

@@ -1,0 +1,63 @@
+"""A training job's metrics: one row per (step, key), written as workers report, read paged and downsampled.
+
+Its own small module because Ray Train controllers import it to record metrics, and must start fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import JobMetric
+
+
+def record_metrics(session: Session, *, job_id: int, step: int, metrics: dict[str, float]) -> None:
+    """Stores one step's metrics, replacing that step's earlier values (a resumed run repeats steps)."""
+    session.execute(delete(JobMetric).where(JobMetric.job_id == job_id, JobMetric.step == step))
+    session.add_all(JobMetric(job_id=job_id, step=step, key=k, value=float(v)) for k, v in metrics.items())
+
+
+def metric_history(
+    session: Session,
+    job_id: int,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    max_points: int | None = None,
+) -> list[dict[str, Any]]:
+    """Per-step rows [{"step": 1, "time": ..., "loss": ..., ...}] in step order.
+
+    `since`/`until` select by the time a step was recorded; `offset`/`limit` page over steps; `max_points`
+    downsamples evenly (first and last step kept) so long runs stay cheap to draw.
+    """
+    steps_query = select(JobMetric.step).where(JobMetric.job_id == job_id)
+    if since is not None:
+        steps_query = steps_query.where(JobMetric.created_at >= since)
+    if until is not None:
+        steps_query = steps_query.where(JobMetric.created_at <= until)
+    steps = list(session.scalars(steps_query.group_by(JobMetric.step).order_by(JobMetric.step)))
+    steps = steps[offset : None if limit is None else offset + limit]
+    if max_points is not None and len(steps) > max_points:
+        last = len(steps) - 1
+        picks = sorted({round(i * last / (max_points - 1)) for i in range(max_points)}) if max_points > 1 else [last]
+        steps = [steps[i] for i in picks]
+    if not steps:
+        return []
+    rows = session.execute(
+        select(JobMetric.step, JobMetric.key, JobMetric.value, JobMetric.created_at)
+        .where(JobMetric.job_id == job_id, JobMetric.step.in_(steps))
+        .order_by(JobMetric.step, JobMetric.id)
+    )
+    by_step: dict[int, dict[str, Any]] = {}
+    for step, key, value, created_at in rows:
+        by_step.setdefault(step, {"step": step, "time": created_at})[key] = value
+    return list(by_step.values())
+
+
+def count_steps(session: Session, job_id: int) -> int:
+    return session.scalar(select(func.count(func.distinct(JobMetric.step))).where(JobMetric.job_id == job_id)) or 0

@@ -1,0 +1,103 @@
+"""Dataset formats through a real upload: CSV, JSON lines, Parquet, class-folder zips; profiles; refused layouts."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.core.errors import AipError
+from app.db.models import DatasetVersion, TrainingJob
+from app.db.session import session_scope
+from app.services import datasets, profiles
+from tests.utils.data_env import DataEnv
+
+
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    out = pd.DataFrame({"n": rng.normal(size=50), "k": rng.integers(0, 4, 50), "s": rng.choice(["u", "v"], 50)})
+    out.loc[::10, "n"] = np.nan
+    return out
+
+
+def encoded(kind: str) -> bytes:
+    buffer = io.BytesIO()
+    if kind == "jsonl":
+        frame().to_json(buffer, orient="records", lines=True)
+    elif kind == "parquet":
+        frame().to_parquet(buffer, index=False)
+    else:
+        frame().to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def zipped(names: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in names:
+            archive.writestr(name, b"\x89PNG fake image bytes")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_tabular_formats_and_their_profile(fast_env: DataEnv, kind: str) -> None:
+    env = fast_env
+    version_id = env.upload(env.dataset(f"fmt-{kind}"), f"data.{kind}", encoded(kind))
+    with session_scope(env.settings.database_url) as session:
+        version = session.get_one(DatasetVersion, version_id)
+        assert (version.format, version.num_rows) == (kind, 50)
+        assert [c["name"] for c in version.columns] == ["n", "k", "s"]
+        assert version.columns[0]["dtype"] == "float64" and version.columns[2]["dtype"] == "object"
+    profile = profiles.get_profile(env.settings, env.store, user=env.owner, version_id=version_id)
+    expected = frame()
+    by_name = {c["name"]: c for c in profile["column_profiles"]}
+    assert by_name["n"]["missing"] == 5 and by_name["n"]["mean"] == pytest.approx(expected["n"].mean())
+    assert (by_name["k"]["min"], by_name["k"]["max"]) == (expected["k"].min(), expected["k"].max())
+    assert {t["value"]: t["count"] for t in by_name["s"]["top_values"]} == expected["s"].value_counts().to_dict()
+    with session_scope(env.settings.database_url) as session:
+        assert session.get_one(DatasetVersion, version_id).profile == profile  # stored once
+
+
+def test_image_zip_of_class_folders(fast_env: DataEnv) -> None:
+    env = fast_env
+    names = ["pets/cat/1.png", "pets/cat/2.jpg", "pets/dog/1.png", "pets/"]
+    version_id = env.upload(env.dataset("images"), "pets.zip", zipped(names))
+    profile = profiles.get_profile(env.settings, env.store, user=env.owner, version_id=version_id)
+    assert profile["classes"] == {"cat": 2, "dog": 1} and profile["rows"] == 3
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        (["../evil/1.png", "cat/2.png"], "unsafe path"),
+        (["/abs/1.png"], "unsafe path"),
+        (["loose.png"], "not in a class folder"),
+        (["cat/notes.txt"], "not an image"),
+        (["cat/"], "no images"),
+    ],
+)
+def test_bad_zip_layouts_are_refused(fast_env: DataEnv, names: list[str], match: str) -> None:
+    env = fast_env
+    with pytest.raises(AipError, match=match):
+        env.upload(env.dataset("bad-zip"), "x.zip", zipped(names))
+    assert env.stored_keys() == set()
+
+
+def test_versions_used_by_training_cannot_be_deleted(fast_env: DataEnv) -> None:
+    env = fast_env
+    dataset_id = env.dataset("in-use")
+    version_id = env.upload(dataset_id, "d.csv", encoded("csv"))
+    with session_scope(env.settings.database_url) as session:
+        session.add(
+            TrainingJob(name="j", owner_id=env.owner.id, dataset_version_id=version_id, template="t", config={})
+        )
+    with pytest.raises(AipError, match="used by training jobs"):
+        datasets.delete_version(env.settings, env.store, user=env.owner, version_id=version_id)
+    with pytest.raises(AipError, match="used by training jobs"):
+        datasets.delete_dataset(env.settings, env.store, user=env.owner, dataset_id=dataset_id)
+    with session_scope(env.settings.database_url) as session:
+        assert env.store.exists(session.get_one(DatasetVersion, version_id).storage_key)
+    env.assert_no_orphans()

@@ -1,0 +1,88 @@
+"""Job rows on every database backend: transitions recorded, metrics replaced per step, paged, downsampled."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from app.db.models import Dataset, DatasetVersion, JobStatus, TrainingJob, User
+from app.db.session import session_scope
+from app.services import job_metrics, training
+
+
+def add_job(s: Session) -> TrainingJob:
+    user = User(username="alice", password_hash="x")
+    s.add(user)
+    s.flush()
+    dataset = Dataset(name="d", owner_id=user.id)
+    s.add(dataset)
+    s.flush()
+    version = DatasetVersion(
+        dataset_id=dataset.id,
+        version=1,
+        file_name="d.csv",
+        format="csv",
+        storage_key="datasets/1/v1/d.csv",
+        size_bytes=1,
+        sha256="0" * 64,
+        num_rows=1,
+        columns=[],
+    )
+    s.add(version)
+    s.flush()
+    job = TrainingJob(name="j", owner_id=user.id, dataset_version_id=version.id, template="tabular_mlp", config={})
+    s.add(job)
+    s.flush()
+    return job
+
+
+def test_transitions_are_recorded_with_timestamps(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        job = add_job(s)
+        for status in (JobStatus.QUEUED, JobStatus.STARTING):
+            training.transition(s, job, status, f"to {status}")
+        training.mark_running(s, job.id)
+        training.mark_running(s, job.id)  # a restarted worker group: no second transition
+        training.transition(s, job, JobStatus.FAILED, "boom")
+        job_id = job.id
+    with session_scope(db_url) as s:
+        steps = [(t.from_status, t.to_status) for t in training.transitions(s, job_id)]
+        job = s.get_one(TrainingJob, job_id)
+        assert steps == [
+            ("CREATED", "QUEUED"),
+            ("QUEUED", "STARTING"),
+            ("STARTING", "RUNNING"),
+            ("RUNNING", "FAILED"),
+        ]
+        assert job.message == "boom"
+        assert job.queued_at is not None and job.started_at is not None and job.finished_at is not None
+
+
+def test_a_repeated_step_replaces_its_values(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        job_id = add_job(s).id
+        for step in (1, 2, 3):
+            job_metrics.record_metrics(s, job_id=job_id, step=step, metrics={"loss": 1.0 / step, "acc": 0.1 * step})
+        # resumed from the checkpoint of step 2: step 3 is reported again with new values
+        job_metrics.record_metrics(s, job_id=job_id, step=3, metrics={"loss": 0.3, "acc": 0.9})
+    with session_scope(db_url) as s:
+        history = job_metrics.metric_history(s, job_id)
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert (history[2]["loss"], history[2]["acc"]) == (0.3, 0.9)
+
+
+def test_history_pages_downsamples_and_filters_by_time(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        job_id = add_job(s).id
+        for step in range(1, 101):
+            job_metrics.record_metrics(s, job_id=job_id, step=step, metrics={"loss": float(step)})
+    with session_scope(db_url) as s:
+        page = job_metrics.metric_history(s, job_id, offset=10, limit=5)
+        assert [p["step"] for p in page] == [11, 12, 13, 14, 15]
+        sampled = job_metrics.metric_history(s, job_id, max_points=5)
+        assert [p["step"] for p in sampled] == [1, 26, 51, 75, 100]
+        assert job_metrics.count_steps(s, job_id) == 100
+        future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
+        assert job_metrics.metric_history(s, job_id, since=future) == []
+        assert len(job_metrics.metric_history(s, job_id, until=future)) == 100

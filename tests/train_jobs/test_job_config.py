@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from train_jobs.job_config import TrainConfig, better
+
+
+def test_metric_and_mode_default_by_task() -> None:
+    assert (TrainConfig(target_column="y").metric, TrainConfig(target_column="y").mode) == ("val_accuracy", "max")
+    regression = TrainConfig(target_column="y", task="regression", early_stopping={"patience": 2})
+    assert (regression.metric, regression.mode) == ("val_loss", "min")
+    assert regression.early_stopping is not None and regression.early_stopping.metric == "val_loss"
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"metric": "val_r2"}, "not reported for classification"),
+        ({"task": "regression", "early_stopping": {"metric": "val_accuracy"}}, "early_stopping.metric"),
+        ({"learning_rate": -0.1}, "learning_rate"),
+        ({"optimizer": "lion"}, "optimizer"),
+        ({"lr_scheduler": {"type": "plateau", "factor": 1.5}}, "factor"),
+        ({"gpus_per_worker": -1}, "gpus_per_worker"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_bad_configs_name_the_field(fields: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        TrainConfig(target_column="y", **fields)
+
+
+def test_demand_is_per_worker_times_workers() -> None:
+    config = TrainConfig(
+        target_column="y", num_workers=3, cpus_per_worker=2, gpus_per_worker=0.5, memory_per_worker_mb=10
+    )
+    assert config.worker_resources() == {"CPU": 2, "GPU": 0.5, "memory": 10 * 2**20}
+    assert config.demand() == {"CPU": 6, "GPU": 1.5, "memory": 30 * 2**20}
+
+
+def test_better_respects_mode_and_min_delta() -> None:
+    assert better(0.5, None, "max")
+    assert better(0.6, 0.5, "max") and not better(0.55, 0.5, "max", min_delta=0.1)
+    assert better(0.4, 0.5, "min") and not better(0.5, 0.5, "min")

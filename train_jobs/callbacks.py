@@ -1,0 +1,28 @@
+"""Ray Train callbacks of the platform, run on the Train controller (so this module imports no torch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.train import UserCallback
+
+from app.db.session import session_scope
+from app.services import job_metrics
+
+
+class MetricsRecorder(UserCallback):
+    """Stores each report's metrics in the database as they arrive, keyed by epoch: averaged over workers, except
+    resource use (`sys_*`), which is summed into the job's total."""
+
+    def __init__(self, job_id: int, database_url: str) -> None:
+        self.job_id = job_id
+        self.database_url = database_url
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+        step = int(metrics[0]["epoch"])
+        keys = [k for k, v in metrics[0].items() if k != "epoch" and isinstance(v, int | float)]
+        averaged = {
+            k: sum(float(m.get(k, 0.0)) for m in metrics) / (1 if k.startswith("sys_") else len(metrics)) for k in keys
+        }
+        with session_scope(self.database_url) as session:
+            job_metrics.record_metrics(session, job_id=self.job_id, step=step, metrics=averaged)

@@ -1,0 +1,102 @@
+"""A training job's configuration: hyperparameters and resources, validated once when the job is created.
+
+The API takes these fields, the service stores `model_dump()` as the job's config, and the job's driver reads it
+back with `TrainConfig.model_validate`, so every process sees the same defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Task = Literal["classification", "regression"]
+
+# Metrics each task's loop reports; the job's metric (best checkpoint, early stopping) must be one of them.
+METRICS: dict[str, dict[str, str]] = {
+    "classification": {"val_accuracy": "max", "val_loss": "min", "loss": "min"},
+    "regression": {"val_loss": "min", "val_rmse": "min", "val_mae": "min", "val_r2": "max", "loss": "min"},
+}
+DEFAULT_METRIC = {"classification": "val_accuracy", "regression": "val_loss"}
+
+
+class LrScheduler(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: int = Field(default=10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(default=0.1, gt=0, le=1, description="step: decay factor")
+    patience: int = Field(default=2, ge=0, description="plateau: epochs without improvement before a decay")
+    factor: float = Field(default=0.5, gt=0, lt=1, description="plateau: decay factor")
+
+
+class EarlyStopping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str | None = Field(default=None, description="Default: the job's metric.")
+    patience: int = Field(default=3, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(default=0.0, ge=0)
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target_column: str = Field(min_length=1)
+    task: Task = "classification"
+    epochs: int = Field(default=10, ge=1, le=10_000)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd only")
+    lr_scheduler: LrScheduler = Field(default_factory=LrScheduler)
+    early_stopping: EarlyStopping | None = None
+    metric: str | None = Field(default=None, description="Ranks checkpoints; default val_accuracy / val_loss.")
+    mode: Literal["min", "max"] | None = Field(default=None, description="Default: the metric's natural order.")
+    checkpoint_interval: int = Field(default=1, ge=1, le=10_000, description="Epochs between checkpoints.")
+    hidden_units: int = Field(default=64, ge=1, le=4096)
+    num_workers: int = Field(default=2, ge=1, le=256)
+    cpus_per_worker: float = Field(default=1.0, gt=0, le=256)
+    gpus_per_worker: float = Field(default=0.0, ge=0, le=16)
+    memory_per_worker_mb: int = Field(default=0, ge=0, le=4_194_304, description="0: no memory reservation.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Free parameters for uploaded training code.")
+
+    @model_validator(mode="after")
+    def _resolve_metric(self) -> TrainConfig:
+        known = METRICS[self.task]
+        self.metric = self.metric or DEFAULT_METRIC[self.task]
+        if self.metric not in known:
+            raise ValueError(f"metric {self.metric!r} is not reported for {self.task}; use one of {sorted(known)}")
+        self.mode = self.mode or known[self.metric]  # type: ignore[assignment]
+        if self.early_stopping is not None:
+            self.early_stopping.metric = self.early_stopping.metric or self.metric
+            if self.early_stopping.metric not in known:
+                raise ValueError(
+                    f"early_stopping.metric {self.early_stopping.metric!r} is not reported for {self.task}; "
+                    f"use one of {sorted(known)}"
+                )
+        return self
+
+    def worker_resources(self) -> dict[str, float]:
+        """What one Ray Train worker reserves (Ray's resource names; memory in bytes)."""
+        resources = {"CPU": self.cpus_per_worker}
+        if self.gpus_per_worker:
+            resources["GPU"] = self.gpus_per_worker
+        if self.memory_per_worker_mb:
+            resources["memory"] = float(self.memory_per_worker_mb * 2**20)
+        return resources
+
+    def demand(self) -> dict[str, float]:
+        """What the whole job reserves while it runs."""
+        return {k: v * self.num_workers for k, v in self.worker_resources().items()}
+
+    def metric_mode(self, metric: str) -> str:
+        return METRICS[self.task][metric]
+
+
+def better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    if best is None:
+        return True
+    return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+def parse(config: dict[str, Any]) -> TrainConfig:
+    return TrainConfig.model_validate(config)

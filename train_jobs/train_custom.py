@@ -1,0 +1,106 @@
+"""Ray job entrypoint of a custom-code job: the user's `train_loop_per_worker` under the platform's TorchTrainer.
+
+Run as `python -m train_jobs.train_custom JOB_ID`. Same scaling, storage, checkpoints, FailureConfig, metric
+recording and retry as the templates; the best checkpoint (by the job's metric, else the latest) is registered as a
+DRAFT model version whose artifact is that checkpoint's state file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.train import ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from app.core.config import get_settings
+from app.db.models import DatasetVersion, JobStatus, TrainingJob
+from app.db.session import session_scope
+from app.services import custom_code, datasets, job_metrics, models, training
+from app.storage import open_store
+from train_jobs import custom_loop, runtime
+from train_jobs.callbacks import MetricsRecorder
+from train_jobs.job_config import parse
+from train_jobs.train_tabular import main as run_main
+from train_jobs.train_tabular import run_config
+
+TEMPLATE_NAME = "custom"
+
+
+def run(job_id: int) -> None:
+    settings = get_settings()
+    store = open_store(settings)
+    ray.init()
+    with session_scope(settings.database_url) as session:
+        job = session.get_one(TrainingJob, job_id)
+        if not JobStatus(job.status).holds_resources:
+            print(f"Job {job_id} is {job.status}; not training.", flush=True)
+            return
+        config = parse(job.config)
+        code_key = custom_code.find(store, job.code_hash or "")
+        frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
+
+    trainer = TorchTrainer(
+        custom_loop.train_loop_per_worker,
+        train_loop_config={
+            "config": config.model_dump(),
+            "code": store.get_bytes(code_key),
+            "file_name": code_key.rsplit("/", 1)[-1],
+            "frame": ray.put(frame),
+            "job_id": job_id,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=config.num_workers,
+            use_gpu=config.gpus_per_worker > 0,
+            resources_per_worker=config.worker_resources(),
+        ),
+        run_config=run_config(settings, job_id, config, [MetricsRecorder(job_id, settings.database_url)]),
+    )
+    result = trainer.fit()
+    sign = 1 if config.mode == "max" else -1
+    scored = [(c, m) for c, m in result.best_checkpoints if config.metric in m]
+    if scored:
+        checkpoint, best_metrics = max(scored, key=lambda cm: sign * cm[1][config.metric])
+    elif result.checkpoint is not None:
+        checkpoint, best_metrics = result.checkpoint, dict(result.metrics or {})
+    else:
+        raise RuntimeError("The training code reported no checkpoint: call train_jobs.runtime.report(metrics, state).")
+    with checkpoint.as_directory() as d:
+        state_bytes = (Path(d) / runtime.CHECKPOINT_FILE).read_bytes()
+    artifact_prefix = f"models/job-{job_id}"
+    store.put_bytes(f"{artifact_prefix}/{runtime.CHECKPOINT_FILE}", state_bytes)
+
+    with session_scope(settings.database_url) as session:
+        job = session.get_one(TrainingJob, job_id)
+        if job.status != JobStatus.RUNNING:
+            return
+        history = job_metrics.metric_history(session, job_id)
+        models.register_version(
+            session,
+            job=job,
+            artifact_key=artifact_prefix,
+            signature={
+                "inputs": [str(c) for c in frame.columns if c != config.target_column],
+                "target": config.target_column,
+                "classes": [],
+                "task": TEMPLATE_NAME,
+            },
+            metrics=_numbers(best_metrics),
+            lineage={
+                "final_metrics": _numbers(history[-1]) if history else {},
+                "best_metrics": _numbers(best_metrics),
+                "checkpoint": checkpoint.path,
+                "code_key": code_key,
+            },
+        )
+        training.transition(session, job, JobStatus.SUCCEEDED)
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(sys.argv[1:], runner=run))

@@ -1,0 +1,335 @@
+"""Ray job entrypoint of a tuning run: Ray Tune over the tabular template, each trial a TorchTrainer.
+
+Run as `python -m train_jobs.tune_tabular RUN_ID`. In Ray 2.60 (Train V2) a TorchTrainer cannot be handed to the
+Tuner: each trial function builds one, and `TuneReportCallback` forwards its reports (and checkpoint paths) to
+Tune, where ASHA decides which trials stop early. A Tune callback on this driver writes each trial's config, state
+and metric history to the database as results arrive; the best trial's best checkpoint becomes a model version.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import ray
+from ray import tune
+from ray._raylet import PlacementGroupID
+from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import BasicVariantGenerator
+from ray.util.placement_group import PlacementGroup
+from sqlalchemy import select
+
+from app.core.config import get_settings
+from app.db.models import DatasetVersion, JobStatus, TuningRun, TuningTrial, utcnow
+from app.db.session import session_scope
+from app.services import datasets, models, tuning
+from app.storage import checkpoint_storage, open_store
+from train_jobs import runtime
+from train_jobs.artifacts import load_artifact, save_artifact
+from train_jobs.job_config import TrainConfig, better, parse
+from train_jobs.search_space import SearchConfig
+from train_jobs.tabular_loop import train_loop_per_worker
+from train_jobs.templates.tabular_mlp import TabularSpec, build_model
+from train_jobs.train_tabular import prepare_data
+
+
+def trial_fn(params: dict[str, Any], *, run_id: int, base: dict[str, Any], spec: dict[str, Any], arrays: Any) -> None:
+    """One trial: the base config with the sampled parameters, trained by its own TorchTrainer."""
+    config = parse({**base, **params})
+    storage_path, filesystem = checkpoint_storage(get_settings())
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": config.model_dump(),
+            "spec": {**spec, "hidden_units": config.hidden_units},
+            "arrays": ray.put(arrays),
+            "job_id": None,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=config.num_workers,
+            use_gpu=config.gpus_per_worker > 0,
+            resources_per_worker=config.worker_resources(),
+        ),
+        run_config=RunConfig(
+            name=f"tune-{run_id}-{tune.get_context().get_trial_id()}",
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            # All kept: the trial's best checkpoint is chosen from the recorded history, and with ties (e.g. equal
+            # accuracies) Ray's own top-k could have deleted exactly that one.
+            checkpoint_config=CheckpointConfig(num_to_keep=None),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    running = threading.Event()
+    running.set()
+    _end_with_the_trial(running)
+    trainer.fit()
+    running.clear()
+
+
+def _end_with_the_trial(running: threading.Event) -> None:
+    """Ends this trial's process when Tune stops the trial while its Train run still goes (ASHA cut it).
+
+    Tune stops a function trial by setting its session's stop event, but `trainer.fit()` does not return for that,
+    so the trial actor, its Train controller and their placement groups would linger and starve later trials.
+    Exiting the process takes the controller and workers with it (they fate-share with their owner) and Ray
+    Train's placement-group cleaner frees their resources.
+    """
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    if session is None:
+        return
+
+    def watch() -> None:
+        session.stop_event.wait()
+        if running.is_set():
+            os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-trial", daemon=True).start()
+
+
+class PlacementGroupCollector(tune.Callback):
+    """Removes the placement groups of trials that Tune killed.
+
+    When ASHA stops a trial, Tune kills its actor, and with it the trial's Train controller and workers; the
+    controller's placement group outlives them (it belongs to this job) and would hold its CPUs until the whole run
+    ends, starving later trials. Each live Train controller holds at most one worker group, so when this job has
+    more groups shaped like a trial's worker group (never one of Tune's own) than live controllers, the surplus is
+    taken from the groups that have had no live actor for the longest, and for at least `min_idle_s`.
+    """
+
+    def __init__(self, worker_resources: dict[str, float], interval_s: float = 5.0, min_idle_s: float = 20.0) -> None:
+        self.worker_resources = worker_resources
+        self.interval_s = interval_s
+        self.min_idle_s = min_idle_s
+        self._next = 0.0
+        self._idle_since: dict[str, float] = {}
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval_s
+        from ray.util import state
+
+        job_id = ray.get_runtime_context().get_job_id()
+        groups = {
+            g.placement_group_id
+            for g in state.list_placement_groups(filters=[("state", "=", "CREATED")], limit=10_000, detail=True)
+            if g.creator_job_id == job_id and not g.is_detached and self._is_worker_group(g.bundles)
+        }
+        actors = state.list_actors(filters=[("state", "!=", "DEAD")], limit=10_000, detail=True)
+        controllers = sum(1 for a in actors if a.class_name == "TrainController" and a.job_id == job_id)
+        idle = groups - {a.placement_group_id for a in actors}
+        self._idle_since = {g: self._idle_since.get(g, now) for g in idle}
+        stale = sorted((since, g) for g, since in self._idle_since.items() if now - since >= self.min_idle_s)
+        for _, group_id in stale[: max(0, len(groups) - controllers)]:
+            ray.util.remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(group_id)))
+            del self._idle_since[group_id]
+
+    def _is_worker_group(self, bundles: list[dict] | None) -> bool:
+        def same(resources: dict[str, float]) -> bool:
+            wanted = self.worker_resources
+            return resources.keys() == wanted.keys() and all(abs(resources[k] - wanted[k]) < 1e-6 for k in wanted)
+
+        return bool(bundles) and all(
+            same({k: float(v) for k, v in (b.get("unit_resources") or b.get("unitResources") or {}).items()})
+            for b in bundles or []
+        )
+
+
+class TrialRecorder(tune.Callback):
+    """Keeps one row per trial up to date: config, state, metric history, best value and checkpoint."""
+
+    def __init__(self, run_id: int, database_url: str, search: SearchConfig) -> None:
+        self.run_id = run_id
+        self.database_url = database_url
+        self.search = search
+
+    def _row(self, session: Any, trial: Any) -> TuningTrial:
+        row = session.scalar(
+            select(TuningTrial).where(TuningTrial.run_id == self.run_id, TuningTrial.trial_key == trial.trial_id)
+        )
+        if row is None:
+            row = TuningTrial(run_id=self.run_id, trial_key=trial.trial_id, config=dict(trial.config), history=[])
+            session.add(row)
+        return row
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        with session_scope(self.database_url) as session:
+            self._row(session, trial).status = JobStatus.RUNNING
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        point = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        with session_scope(self.database_url) as session:
+            row = self._row(session, trial)
+            row.history = [*row.history, point]  # a new list: the JSON column sees the change
+            row.iterations = int(result.get("training_iteration", len(row.history)))
+            value = result.get(self.search.metric or "")
+            if (
+                result.get(CHECKPOINT_PATH_KEY)
+                and value is not None
+                and better(value, row.best_value, self.search.mode or "min")
+            ):
+                row.best_value = float(value)
+                row.best_checkpoint = result[CHECKPOINT_PATH_KEY]
+            row.updated_at = utcnow()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        with session_scope(self.database_url) as session:
+            row = self._row(session, trial)
+            last = row.history[-1] if row.history else {}
+            if row.iterations < (self.search.max_t or 0) and not last.get("early_stopped"):
+                row.status, row.message = tuning.EARLY_STOPPED, "Stopped early by the ASHA scheduler."
+            else:
+                row.status = JobStatus.SUCCEEDED
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        with session_scope(self.database_url) as session:
+            row = self._row(session, trial)
+            row.status, row.message = (
+                JobStatus.FAILED,
+                str(getattr(trial, "error_msg", "") or "The trial failed.")[-2000:],
+            )
+
+
+def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: TabularSpec, arrays: Any) -> tune.Tuner:
+    settings = get_settings()
+    base = {**config.model_dump(), "epochs": search.max_t, "metric": search.metric, "mode": search.mode}
+    trainable = tune.with_parameters(trial_fn, run_id=run_id, base=base, spec=spec.to_dict(), arrays=arrays)
+    # The trial function only drives its TorchTrainer; the trainer's workers hold the trial's resources (Tune
+    # refuses a bundle of zero, so the driver takes a sliver of a CPU).
+    trainable = tune.with_resources(trainable, {"CPU": 0.01})
+    if search.scheduler == "asha":
+        scheduler: Any = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=search.max_t,
+            grace_period=search.grace_period,
+            reduction_factor=search.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    if search.search_alg == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg: Any = OptunaSearch(seed=search.seed if search.seed is not None else run_id)
+    else:
+        search_alg = BasicVariantGenerator(random_state=search.seed)
+    storage_path, filesystem = checkpoint_storage(settings)
+    return tune.Tuner(
+        trainable,
+        param_space=search.ray_space(),
+        tune_config=tune.TuneConfig(
+            metric=search.metric,
+            mode=search.mode,
+            scheduler=scheduler,
+            search_alg=search_alg,
+            num_samples=search.num_samples,
+            max_concurrent_trials=search.max_concurrent_trials,
+        ),
+        run_config=tune.RunConfig(
+            name=f"tune-{run_id}",
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            callbacks=[
+                TrialRecorder(run_id, settings.database_url, search),
+                PlacementGroupCollector(config.worker_resources()),
+            ],
+            verbose=1,
+        ),
+    )
+
+
+def run(run_id: int) -> None:
+    settings = get_settings()
+    store = open_store(settings)
+    ray.init()
+    with session_scope(settings.database_url) as session:
+        row = session.get_one(TuningRun, run_id)
+        if row.status != JobStatus.QUEUED:
+            print(f"Tuning run {run_id} is {row.status}; not tuning.", flush=True)
+            return
+        tuning.set_status(session, row, JobStatus.RUNNING)
+        config = parse(row.config)
+        search = SearchConfig.model_validate(row.search)
+        frame = datasets.load_frame(store, session.get_one(DatasetVersion, row.dataset_version_id))
+
+    spec, arrays = prepare_data(frame, config)
+    build_tuner(run_id, config, search, spec, arrays).fit()
+
+    with session_scope(settings.database_url) as session:
+        scored = session.scalars(
+            select(TuningTrial).where(
+                TuningTrial.run_id == run_id,
+                TuningTrial.best_checkpoint.is_not(None),
+                TuningTrial.best_value.is_not(None),
+            )
+        ).all()
+        if not scored:
+            raise RuntimeError("No trial reported a checkpoint.")
+        sign = 1 if search.mode == "max" else -1
+        best = max(scored, key=lambda t: sign * (t.best_value or 0.0))
+        best_id, best_config, best_checkpoint = best.id, dict(best.config), best.best_checkpoint or ""
+
+    _, filesystem = checkpoint_storage(settings)
+    state = runtime.load_checkpoint(Checkpoint(best_checkpoint, filesystem=filesystem))
+    trial_config = parse({**config.model_dump(), **best_config})
+    trial_spec = TabularSpec.from_dict({**spec.to_dict(), "hidden_units": trial_config.hidden_units})
+    model = build_model(trial_spec)
+    model.load_state_dict(state["model"])
+    artifact_prefix = f"models/tune-{run_id}"
+    save_artifact(store, artifact_prefix, model, trial_spec)
+    load_artifact(store, artifact_prefix)
+
+    with session_scope(settings.database_url) as session:
+        row = session.get_one(TuningRun, run_id)
+        if row.status != JobStatus.RUNNING:
+            return  # stopped meanwhile
+        trial = session.get_one(TuningTrial, best_id)
+        version = models.register_version(
+            session,
+            job=row,
+            artifact_key=artifact_prefix,
+            signature={
+                "inputs": trial_spec.feature_columns,
+                "target": trial_spec.target_column,
+                "classes": trial_spec.classes,
+                "task": trial_spec.task,
+            },
+            metrics={search.metric or "": float(trial.best_value or 0.0)},
+            lineage={
+                "config": trial_config.model_dump(),
+                "trial": {"id": trial.id, "key": trial.trial_key, "params": best_config},
+                "search": row.search,
+                "checkpoint": best_checkpoint,
+                "final_metrics": trial.history[-1] if trial.history else {},
+            },
+        )
+        row.best_trial_id = best_id
+        row.model_version_id = version.id
+        tuning.set_status(session, row, JobStatus.SUCCEEDED)
+
+
+def main(argv: list[str]) -> int:
+    run_id = int(argv[0])
+    settings = get_settings()
+    try:
+        run(run_id)
+    except Exception as e:
+        with session_scope(settings.database_url) as session:
+            row = session.get(TuningRun, run_id)
+            if row is not None and not JobStatus(row.status).is_terminal:
+                tuning.set_status(session, row, JobStatus.FAILED, f"{type(e).__name__}: {e}")
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
