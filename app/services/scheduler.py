@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.core.errors import AipError
 from app.db.models import JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import training
+from app.services import sysconfig, training
 from train_jobs.job_config import TrainConfig, parse
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def schedule(settings: Settings) -> list[int]:
             free=free_resources(capacity.available, capacity.total, reserved),
             nodes=capacity.nodes,
             gpus_in_use=gpus_in_use,
-            max_gpus_per_user=settings.max_gpus_per_user,
+            max_gpus_per_user=sysconfig.get(session, settings, "quota.user_max_gpus"),
         )
         by_id = {j.id: j for j in queued}
         for job_id, reason in decided.refused.items():
