@@ -83,4 +83,4 @@ def upgrade_schema(url: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "heads")  # feature branches of the schema may each have their own head
+    command.upgrade(cfg, "heads")  # "heads": a feature branch may add its own head before the next merge
