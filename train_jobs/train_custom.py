@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.train import ScalingConfig
-from ray.train.torch import TorchTrainer
 
 from app.core.config import get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
@@ -21,10 +19,9 @@ from app.db.session import session_scope
 from app.services import custom_code, datasets, job_metrics, models, training
 from app.storage import open_store
 from train_jobs import custom_loop, runtime
-from train_jobs.callbacks import MetricsRecorder
 from train_jobs.job_config import parse
+from train_jobs.train_tabular import fit
 from train_jobs.train_tabular import main as run_main
-from train_jobs.train_tabular import run_config
 
 TEMPLATE_NAME = "custom"
 
@@ -42,27 +39,19 @@ def run(job_id: int) -> None:
         code_key = custom_code.find(store, job.code_hash or "")
         frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
 
-    trainer = TorchTrainer(
+    result, best = fit(
+        settings,
+        job_id,
+        config,
         custom_loop.train_loop_per_worker,
-        train_loop_config={
-            "config": config.model_dump(),
+        {
             "code": store.get_bytes(code_key),
             "file_name": code_key.rsplit("/", 1)[-1],
             "frame": ray.put(frame),
-            "job_id": job_id,
         },
-        scaling_config=ScalingConfig(
-            num_workers=config.num_workers,
-            use_gpu=config.gpus_per_worker > 0,
-            resources_per_worker=config.worker_resources(),
-        ),
-        run_config=run_config(settings, job_id, config, [MetricsRecorder(job_id, settings.database_url)]),
     )
-    result = trainer.fit()
-    sign = 1 if config.mode == "max" else -1
-    scored = [(c, m) for c, m in result.best_checkpoints if config.metric in m]
-    if scored:
-        checkpoint, best_metrics = max(scored, key=lambda cm: sign * cm[1][config.metric])
+    if best is not None:
+        checkpoint, best_metrics = best
     elif result.checkpoint is not None:
         checkpoint, best_metrics = result.checkpoint, dict(result.metrics or {})
     else:

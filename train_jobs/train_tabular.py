@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import ray
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from app.core.config import Settings, get_settings
@@ -74,6 +74,27 @@ def run_config(settings: Settings, job_id: int, config: TrainConfig, callbacks: 
     )
 
 
+def fit(
+    settings: Settings, job_id: int, config: TrainConfig, loop: Callable[[dict[str, Any]], None], loop_config: dict
+) -> tuple[Result, tuple[Checkpoint, dict[str, Any]] | None]:
+    """Runs `loop` under TorchTrainer DDP with the job's resources, storage, retries and metric recording; returns
+    the result and its best checkpoint by the job's metric (None when no checkpoint carries the metric)."""
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"config": config.model_dump(), "job_id": job_id, **loop_config},
+        scaling_config=ScalingConfig(
+            num_workers=config.num_workers,
+            use_gpu=config.gpus_per_worker > 0,
+            resources_per_worker=config.worker_resources(),
+        ),
+        run_config=run_config(settings, job_id, config, [MetricsRecorder(job_id, settings.database_url)]),
+    )
+    result = trainer.fit()
+    sign = 1 if config.mode == "max" else -1
+    scored = [(c, m) for c, m in result.best_checkpoints if config.metric in m]
+    return result, max(scored, key=lambda cm: sign * cm[1][config.metric]) if scored else None
+
+
 def run(job_id: int) -> None:
     settings = get_settings()
     store = open_store(settings)
@@ -87,27 +108,16 @@ def run(job_id: int) -> None:
         frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
 
     spec, arrays = prepare_data(frame, config)
-    trainer = TorchTrainer(
+    _, best = fit(
+        settings,
+        job_id,
+        config,
         train_loop_per_worker,
-        train_loop_config={
-            "config": config.model_dump(),
-            "spec": spec.to_dict(),
-            "arrays": ray.put(arrays),
-            "job_id": job_id,
-        },
-        scaling_config=ScalingConfig(
-            num_workers=config.num_workers,
-            use_gpu=config.gpus_per_worker > 0,
-            resources_per_worker=config.worker_resources(),
-        ),
-        run_config=run_config(settings, job_id, config, [MetricsRecorder(job_id, settings.database_url)]),
+        {"spec": spec.to_dict(), "arrays": ray.put(arrays)},
     )
-    result = trainer.fit()
-    sign = 1 if config.mode == "max" else -1
-    scored = [(c, m) for c, m in result.best_checkpoints if config.metric in m]
-    if not scored:
+    if best is None:
         raise RuntimeError("Training reported no checkpoint.")
-    checkpoint, best_metrics = max(scored, key=lambda cm: sign * cm[1][config.metric])
+    checkpoint, best_metrics = best
     state = runtime.load_checkpoint(checkpoint)
     model = build_model(spec)
     model.load_state_dict(state["model"])
