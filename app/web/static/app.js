@@ -177,7 +177,8 @@ async function jobView(id) {
         job.message ? ` · ${job.message}` : ""),
       finished ? (job.model_version_id ? h("a", { href: "#/models" }, `Model version ${job.model_version_id} registered`) : "") : stop);
     drawChart(canvas, job.metrics, ["loss", "val_loss", "val_accuracy"]);
-    logs.textContent = (await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent)) || "(no logs yet)";
+    const text = await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent);
+    logs.textContent = (text || "(no logs yet)").replace(/\x1b\[[0-9;]*m/g, "");  // drop terminal colours
     logs.scrollTop = logs.scrollHeight;
     if (finished) clearInterval(timer);
   }

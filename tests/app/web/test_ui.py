@@ -17,7 +17,7 @@ from app.db.models import JobMetric, JobStatus, TrainingJob
 from app.db.session import session_scope
 from app.sdk import Client
 from tests.conftest import ADMIN_PASSWORD
-from tests.utils.factories import upload_frame
+from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium's background connections are refused on a closed network, many at a time.
@@ -92,3 +92,25 @@ def test_login_then_follow_a_job_and_browse(browser, running_platform, finished_
     assert "ui-" in page.inner_text("main table")
     page.click("text=Log out")
     page.wait_for_selector("form#login")
+
+
+def test_train_from_the_form_and_watch_it_live(browser, running_platform, admin: Client, tmp_path: Path) -> None:  # noqa: ANN001
+    train, _ = breast_cancer_split()
+    version = upload_frame(admin, train, tmp_path, f"ui-train-{uuid.uuid4().hex[:6]}")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(running_platform.api_url)
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=New training job")
+
+    page.select_option("select[name=dataset_version_id]", str(version["id"]))
+    page.select_option("select[name=target_column]", TARGET)
+    page.fill("input[name=epochs]", "3")
+    page.fill("input[name=num_workers]", "1")
+    page.click("main form button[type=submit]")
+    page.wait_for_function("location.hash.startsWith('#/jobs/')")
+    page.wait_for_selector("#metrics-chart[data-points='3']", timeout=240_000)
+    page.wait_for_selector("main h2 .status.SUCCEEDED", timeout=60_000)
+    assert "Model version" in page.inner_text("main")
+    page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
