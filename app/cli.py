@@ -10,21 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import credentials
+from app.cli_common import PasswordOpt, UrlOpt, UserOpt, api_call, console, fail
 from app.cli_dataset import dataset_app
 from app.core.config import Settings, get_settings
 from app.sdk import ApiError, Client
 from app.services.users import ADMIN_PASSWORD_FILE
 
 app = typer.Typer(help="aiplatform: a self-hosted AI training platform on Ray.", no_args_is_help=True)
-console = Console()
-
-UrlOpt = Annotated[str | None, typer.Option("--url", help="API URL (default: this machine's platform).")]
-UserOpt = Annotated[str | None, typer.Option("--username", "-u", envvar="AIP_USERNAME")]
-PasswordOpt = Annotated[str | None, typer.Option("--password", "-p", envvar="AIP_PASSWORD", hidden=True)]
 
 
 def _admin_password(settings: Settings) -> str | None:
@@ -231,14 +226,6 @@ job_app = typer.Typer(help="Training jobs: create, follow, stop, retry, delete."
 app.add_typer(job_app, name="job")
 
 
-def _job_call(call: Any) -> Any:
-    try:
-        return call()
-    except ApiError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from e
-
-
 def _job_line(job: dict[str, Any]) -> str:
     return f"{job['id']:>5}  {job['status']:<10} p{job['priority']:<4} {job['name']}  {job['message'][:60]}"
 
@@ -298,8 +285,8 @@ def job_create(
         spec |= json.loads(config.read_text())
     client = _client(url, username, password)
     if code is not None:
-        spec |= {"template": "custom", "code_hash": _job_call(lambda: client.upload_code(code))["code_hash"]}
-    job = _job_call(lambda: client.create_job(**spec))
+        spec |= {"template": "custom", "code_hash": api_call(lambda: client.upload_code(code))["code_hash"]}
+    job = api_call(lambda: client.create_job(**spec))
     console.print(_job_line(job))
 
 
@@ -312,7 +299,7 @@ def job_list(
 ) -> None:
     """List training jobs."""
     client = _client(url, username, password)
-    for job in _job_call(lambda: client.list_jobs(status)):
+    for job in api_call(lambda: client.list_jobs(status)):
         console.print(_job_line(job), markup=False, highlight=False)
 
 
@@ -320,7 +307,7 @@ def job_list(
 def job_show(job_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """Show a job: state, transitions, last metrics."""
     client = _client(url, username, password)
-    job = _job_call(lambda: client.get_job(job_id))
+    job = api_call(lambda: client.get_job(job_id))
     console.print(_job_line(job), markup=False, highlight=False)
     for t in job["transitions"]:
         console.print(f"  {t['created_at']}  {t['from_status'] or '-':>9} -> {t['to_status']:<9} {t['message']}")
@@ -339,19 +326,18 @@ def job_logs(
     """Print a training job's logs (with -f, follow them live)."""
     client = _client(url, username, password)
     if not follow:
-        console.print(_job_call(lambda: client.job_logs(job_id)), markup=False, highlight=False)
+        console.print(api_call(lambda: client.job_logs(job_id)), markup=False, highlight=False)
         return
     try:
         for line in client.follow_job_logs(job_id):
             console.print(line, markup=False, highlight=False)
     except ApiError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from e
+        raise fail(e) from e
 
 
 def _job_action(action: str, job_id: int, url: str | None, username: str | None, password: str | None) -> None:
     client = _client(url, username, password)
-    result = _job_call(lambda: getattr(client, f"{action}_job")(job_id))
+    result = api_call(lambda: getattr(client, f"{action}_job")(job_id))
     console.print(_job_line(result) if result else f"Job {job_id} deleted.", markup=False, highlight=False)
 
 
@@ -394,10 +380,13 @@ def tune_create(
     mode: str | None = None,
     num_samples: int = 8,
     max_concurrent: int = 2,
+    scheduler: Annotated[str | None, typer.Option(help="asha (default), fifo or pbt.")] = None,
     max_t: Annotated[int | None, typer.Option(help="ASHA: most epochs per trial (default: --epochs).")] = None,
-    grace_period: int = 1,
-    reduction_factor: float = 2.0,
-    search_alg: Annotated[str, typer.Option(help="optuna or random")] = "optuna",
+    grace_period: Annotated[int | None, typer.Option(help="ASHA: epochs before a trial may stop (default 1).")] = None,
+    reduction_factor: Annotated[float | None, typer.Option(help="ASHA: reduction factor (default 2).")] = None,
+    perturbation_interval: Annotated[int | None, typer.Option(help="PBT: epochs between perturbations.")] = None,
+    quantile_fraction: Annotated[float | None, typer.Option(help="PBT: fraction that copies the best.")] = None,
+    search_alg: Annotated[str | None, typer.Option(help="optuna (default; random with PBT) or random.")] = None,
     epochs: int = 10,
     num_workers: int = 1,
     name: str | None = None,
@@ -410,11 +399,19 @@ def tune_create(
         "space": json.loads(space.read_text()),
         "num_samples": num_samples,
         "max_concurrent_trials": max_concurrent,
+    }
+    chosen = {
+        "metric": metric,
+        "mode": mode,
+        "scheduler": scheduler,
+        "max_t": max_t,
         "grace_period": grace_period,
         "reduction_factor": reduction_factor,
+        "perturbation_interval": perturbation_interval,
+        "quantile_fraction": quantile_fraction,
         "search_alg": search_alg,
     }
-    search |= {k: v for k, v in {"metric": metric, "mode": mode, "max_t": max_t}.items() if v is not None}
+    search |= {k: v for k, v in chosen.items() if v is not None}  # the rest: the server's defaults for the scheduler
     spec: dict[str, Any] = {"target_column": target, "task": task, "epochs": epochs, "num_workers": num_workers}
     spec |= {
         k: v
@@ -422,7 +419,7 @@ def tune_create(
         if v is not None
     }
     client = _client(url, username, password)
-    run = _job_call(lambda: client.create_tune(**spec, search=search))
+    run = api_call(lambda: client.create_tune(**spec, search=search))
     console.print(f"Tuning run {run['id']} {run['status']}: {run['name']}", markup=False, highlight=False)
 
 
@@ -430,7 +427,7 @@ def tune_create(
 def tune_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """List tuning runs."""
     client = _client(url, username, password)
-    for run in _job_call(client.list_tunes):
+    for run in api_call(client.list_tunes):
         console.print(f"{run['id']:>5}  {run['status']:<10} {run['name']}  {run['message'][:60]}", markup=False)
 
 
@@ -438,7 +435,7 @@ def tune_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOp
 def tune_show(run_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """Show a tuning run and its trials."""
     client = _client(url, username, password)
-    run = _job_call(lambda: client.get_tune(run_id))
+    run = api_call(lambda: client.get_tune(run_id))
     console.print(f"{run['id']} {run['status']} {run['name']} best trial {run['best_trial_id']}", markup=False)
     for t in run["trials"]:
         console.print(
@@ -452,7 +449,7 @@ def tune_show(run_id: int, url: UrlOpt = None, username: UserOpt = None, passwor
 def tune_stop(run_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """Stop a tuning run."""
     client = _client(url, username, password)
-    run = _job_call(lambda: client.stop_tune(run_id))
+    run = api_call(lambda: client.stop_tune(run_id))
     console.print(f"Tuning run {run['id']} {run['status']}.")
 
 
@@ -460,7 +457,7 @@ def tune_stop(run_id: int, url: UrlOpt = None, username: UserOpt = None, passwor
 def tune_logs(run_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """Print a tuning run's logs."""
     client = _client(url, username, password)
-    console.print(_job_call(lambda: client.tune_logs(run_id)), markup=False, highlight=False)
+    console.print(api_call(lambda: client.tune_logs(run_id)), markup=False, highlight=False)
 
 
 user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)

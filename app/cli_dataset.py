@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,15 +17,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from app.cli_common import PasswordOpt, UrlOpt, UserOpt, console
 from app.sdk import ApiError, Client
 from app.upload_client import DEFAULT_CHUNK_SIZE, DEFAULT_PARALLEL, file_sha256, upload_file
 
-dataset_app = typer.Typer(help="Datasets: resumable uploads, versions, profiles.", no_args_is_help=True)
-console = Console()
-
-UrlOpt = Annotated[str | None, typer.Option("--url", help="API URL (default: this machine's platform).")]
-UserOpt = Annotated[str | None, typer.Option("--username", "-u", envvar="AIP_USERNAME")]
-PasswordOpt = Annotated[str | None, typer.Option("--password", "-p", envvar="AIP_PASSWORD", hidden=True)]
+dataset_app = typer.Typer(
+    help="Datasets: resumable uploads, versions, profiles, quality checks, pipelines.", no_args_is_help=True
+)
 
 
 def _client(url: str | None, username: str | None, password: str | None) -> Client:
@@ -54,6 +51,9 @@ def upload(
     ] = None,
     chunk_mb: Annotated[float, typer.Option("--chunk-mb", help="Chunk size in MiB.")] = DEFAULT_CHUNK_SIZE / 2**20,
     parallel: Annotated[int, typer.Option("--parallel", help="Chunks in flight at once.")] = DEFAULT_PARALLEL,
+    mode: Annotated[
+        str, typer.Option("--mode", help="auto: straight to S3 when the platform offers it; api; direct.")
+    ] = "auto",
     url: UrlOpt = None,
     username: UserOpt = None,
     password: PasswordOpt = None,
@@ -72,7 +72,7 @@ def upload(
         dataset_id = _dataset_id(client, dataset, path)
         with Progress(*columns, console=console) as progress:
             try:
-                version = _upload_one(client, progress, dataset_id, path, chunk_size, parallel)
+                version = _upload_one(client, progress, dataset_id, path, chunk_size, parallel, mode)
             except KeyboardInterrupt:
                 progress.stop()
                 console.print(f"[yellow]Interrupted.[/yellow] Run the same command again to resume {path.name}.")
@@ -88,7 +88,7 @@ def upload(
 
 
 def _upload_one(
-    client: Client, progress: Progress, dataset_id: int, path: Path, chunk_size: int, parallel: int
+    client: Client, progress: Progress, dataset_id: int, path: Path, chunk_size: int, parallel: int, mode: str
 ) -> dict[str, Any]:
     size = path.stat().st_size
     hashing = progress.add_task(f"sha256 {path.name}", total=size)
@@ -99,7 +99,8 @@ def _upload_one(
         if session["content_known"]:  # the server has these bytes: nothing to send
             progress.update(task, completed=size, description=f"known  {path.name}")
         else:  # resuming: count what the server already has
-            progress.update(task, completed=sum(_chunk_len(session, i) for i in session["received"]))
+            done = sum(_chunk_len(session, i) for i in session["received"])
+            progress.update(task, completed=done, description=f"upload {path.name} ({session['mode']})")
 
     return upload_file(
         client,
@@ -108,6 +109,7 @@ def _upload_one(
         chunk_size=chunk_size,
         parallel=parallel,
         sha256=sha256,
+        mode=mode,
         on_session=opened,
         on_chunk=lambda _index, n: progress.advance(task, n),
     )
@@ -151,3 +153,7 @@ def delete(
     else:
         client.delete_dataset_version(version)
     console.print("Deleted.")
+
+
+# Data-job commands (quality, pipeline, versions, features, runs, reports) live in their own module.
+from app import cli_data_jobs  # noqa: E402, F401

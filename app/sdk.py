@@ -8,13 +8,14 @@ client.upload_csv(dataset["id"], "iris.csv")
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+TERMINAL_DATA_JOB_STATES = ("SUCCEEDED", "FAILED")  # quality checks and pipeline runs
 
 
 class ApiError(RuntimeError):
@@ -103,10 +104,15 @@ class Client:
     def list_roles(self) -> list[dict[str, Any]]:
         return self._call("GET", "/system/role")
 
-    def create_role(self, name: str, permissions: list[str], description: str = "") -> dict[str, Any]:
-        return self._call(
-            "POST", "/system/role", json={"name": name, "permissions": permissions, "description": description}
-        )
+    def create_role(
+        self, name: str, permissions: list[str], description: str = "", limits: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "permissions": permissions, "description": description, "limits": limits}
+        return self._call("POST", "/system/role", json=body)
+
+    def update_role(self, role_id: int, **fields: Any) -> dict[str, Any]:
+        """Changes a role: description, permissions, limits ({"max_gpus", "max_cpus", "max_jobs"})."""
+        return self._call("PUT", f"/system/role/{role_id}", json=fields)
 
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         return self._call("GET", "/system/audit", params={k: v for k, v in filters.items() if v is not None})
@@ -133,7 +139,8 @@ class Client:
         return self._call("GET", "/dataset")
 
     def upload(self, dataset_id: int, path: str | Path, **options: Any) -> dict[str, Any]:
-        """Resumable chunked upload of any supported file (see app.upload_client.upload_file for options)."""
+        """Resumable chunked upload of any supported file: straight to S3 with presigned URLs when the platform
+        offers it (S3 storage), else through the API (options: app.upload_client.upload_file, e.g. mode="api")."""
         from app.upload_client import upload_file
 
         return upload_file(self, dataset_id, path, **options)
@@ -149,6 +156,74 @@ class Client:
 
     def delete_dataset(self, dataset_id: int) -> None:
         self._call("DELETE", f"/dataset/{dataset_id}")
+
+    # data jobs: versions, feature configuration, quality checks, preprocessing pipelines
+    def get_dataset(self, dataset_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/{dataset_id}")
+
+    def list_dataset_versions(self, dataset_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/dataset/{dataset_id}/version")
+
+    def set_features(
+        self, dataset_id: int, target: str | None = None, numeric: Sequence[str] = (), categorical: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The columns pipeline steps without `columns` use; returns the dataset."""
+        body = {"target": target, "numeric": list(numeric), "categorical": list(categorical)}
+        return self._call("PUT", f"/dataset/{dataset_id}/features", json=body)
+
+    def start_quality_check(self, version_id: int, **config: Any) -> dict[str, Any]:
+        """A quality check as a Ray job; config: iqr_factor, z_threshold, key_columns, column_types, max_examples."""
+        return self._call("POST", f"/dataset/version/{version_id}/quality", json=config)
+
+    def get_quality_report(self, report_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/quality/{report_id}")
+
+    def list_quality_reports(
+        self, version_id: int | None = None, *, dataset_id: int | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Reports of one version, or of every version of a dataset; newest first."""
+        path = f"/dataset/version/{version_id}/quality" if version_id is not None else f"/dataset/{dataset_id}/quality"
+        return self._call("GET", path, params={"status": status} if status else None)
+
+    def wait_quality_report(
+        self, report_id: int, timeout_s: float = 600, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_quality_report(report_id),
+            lambda r: r["status"] in TERMINAL_DATA_JOB_STATES,
+            timeout_s,
+            on_update,
+        )
+
+    def start_pipeline(self, version_id: int, steps: list[dict[str, Any]]) -> dict[str, Any]:
+        """A preprocessing run as a Ray job; on success its `output_version_id` is the new version."""
+        return self._call("POST", f"/dataset/version/{version_id}/pipeline", json={"steps": steps})
+
+    def pipeline_state(self, version_id: int) -> dict[str, Any]:
+        """The fitted state (JSON) of a version a pipeline made."""
+        return self._call("GET", f"/dataset/version/{version_id}/state")
+
+    def get_pipeline_run(self, run_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/pipeline/{run_id}")
+
+    def list_pipeline_runs(
+        self, version_id: int | None = None, *, dataset_id: int | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs on one version, or on any version of a dataset; newest first."""
+        path = (
+            f"/dataset/version/{version_id}/pipeline" if version_id is not None else f"/dataset/{dataset_id}/pipeline"
+        )
+        return self._call("GET", path, params={"status": status} if status else None)
+
+    def wait_pipeline_run(
+        self, run_id: int, timeout_s: float = 1800, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_pipeline_run(run_id),
+            lambda r: r["status"] in TERMINAL_DATA_JOB_STATES,
+            timeout_s,
+            on_update,
+        )
 
     # training
     def create_job(self, **spec: Any) -> dict[str, Any]:
@@ -185,6 +260,11 @@ class Client:
         params = {k: v for k, v in query.items() if v is not None}
         return self._call("GET", f"/training/job/{job_id}/metrics", params=params)
 
+    def job_usage(self, job_id: int, **query: Any) -> list[dict[str, Any]]:
+        """Resource samples of the job's workers; query: since (ISO time), limit."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call("GET", f"/training/job/{job_id}/usage", params=params)
+
     def upload_code(self, path: str | Path) -> dict[str, Any]:
         """Uploads training code (.py, or .zip with train.py); create a job with template="custom" and its hash."""
         path = Path(path)
@@ -205,7 +285,8 @@ class Client:
 
     # tuning
     def create_tune(self, **spec: Any) -> dict[str, Any]:
-        """A Ray Tune run: training fields plus `search` (space, metric, mode, num_samples, ASHA, search_alg)."""
+        """A Ray Tune run: training fields plus `search` (space, metric, mode, num_samples, scheduler asha/fifo/pbt and
+        its options, search_alg)."""
         return self._call("POST", "/training/tune", json=spec)
 
     def get_tune(self, run_id: int) -> dict[str, Any]:

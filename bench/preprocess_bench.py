@@ -1,5 +1,6 @@
-"""Preprocessing benchmark: the platform's pipeline path (Ray Data read from storage, fitted steps, Parquet out)
-against pandas + scikit-learn in one process, on the same generated CSV, in the same run.
+"""Preprocessing benchmark: the platform's pipeline path (Ray Data read from storage, steps fitted by streaming
+passes over the blocks, Parquet out; train_jobs.preprocess.fit_and_write) against pandas + scikit-learn in one
+process, on the same generated CSV, in the same run.
 
     .venv/bin/python -m bench.preprocess_bench --rows 1000000 [--rows 10000000]
 
@@ -49,23 +50,30 @@ def make_csv(path: Path, rows: int) -> None:
 
 
 class PeakRss:
-    """Samples the RSS of this process and its children (Ray's workers included) every 50 ms."""
+    """Samples the memory of this process and its children (Ray's workers included): every 50 ms the sum of
+    their RSS, which counts shared pages (Ray's object store, mapped by every worker that reads a block) once per
+    process, and every 250 ms the sum of their PSS, which splits each shared page between the processes that map it."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
+        tick = 0
         while not self._stop.is_set():
-            total = 0
+            with_pss = tick % 5 == 0  # PSS reads every mapping of every process: every 250 ms, not to skew timings
+            rss = pss = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    info = proc.memory_full_info() if with_pss else proc.memory_info()
+                    rss, pss = rss + info.rss, pss + (info.pss if with_pss else 0)
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
+            tick += 1
             self._stop.wait(0.05)
 
     def __enter__(self) -> PeakRss:
@@ -95,21 +103,19 @@ def run_pandas(csv: Path, out: Path) -> dict[str, float]:
         frame = pd.concat([frame.drop(columns=["colour"]), encoded], axis=1)
         frame.to_parquet(out, index=False)
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss_mb": rss.peak / 2**20, "rows": len(frame)}
+    return {"seconds": seconds, "peak_rss_mb": rss.peak / 2**20, "peak_pss_mb": rss.peak_pss / 2**20}
 
 
 def run_ray(csv: Path, out: Path) -> dict[str, float]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import ray
 
     from app.core.config import Settings
     from app.db.models import DatasetVersion
-    from app.services import data_io
-    from app.services.pipeline_transform import fit_transform
+    from train_jobs.preprocess import fit_and_write
 
     started = time.perf_counter()
-    # address="local": always a new private instance (never attach to another cluster on this machine).
+    # address="local": always a new private instance (never attach to another cluster on this machine); its
+    # ports are free ones the OS assigns, so it never collides with a platform or test cluster.
     ray.init(
         address="local",
         num_cpus=psutil.cpu_count(),
@@ -117,6 +123,7 @@ def run_ray(csv: Path, out: Path) -> dict[str, float]:
         log_to_driver=False,
         _temp_dir=tempfile.mkdtemp(prefix="aip-bench-ray-"),
     )
+    ray.data.DataContext.get_current().enable_progress_bars = False
     startup = time.perf_counter() - started
     settings = Settings(data_dir=csv.parent / "settings", storage_url=f"file://{csv.parent}")
     header = pd.read_csv(csv, nrows=5)
@@ -127,21 +134,30 @@ def run_ray(csv: Path, out: Path) -> dict[str, float]:
         time.sleep(0.5)
     with PeakRss() as rss:
         times = []
-        for _ in range(2):  # cold: the first Ray Data run in a fresh instance; warm: Ray's workers already up
+        for _ in range(2):  # cold: the first run in a fresh instance; warm: Ray's workers already up
             start = time.perf_counter()
-            frame = data_io.to_frame(data_io.read_version(settings, version))  # the job's read, from storage
-            _state, result = fit_transform(STEPS, frame, {"target": "label"})
-            pq.write_table(pa.Table.from_pandas(result, preserve_index=False), out)
+            fit_and_write(settings, version, STEPS, {"target": "label"}, out)  # the job's path, from storage
             times.append(time.perf_counter() - start)
-            del frame, result
     ray.shutdown()
     return {
         "seconds": times[0],
         "warm_seconds": times[1],
         "peak_rss_mb": rss.peak / 2**20,
+        "peak_pss_mb": rss.peak_pss / 2**20,
         "ray_startup_s": startup,
         "idle_rss_mb": idle.peak / 2**20,
+        "idle_pss_mb": idle.peak_pss / 2**20,
     }
+
+
+def _same_output(pandas_file: Path, ray_file: Path) -> bool:
+    """Both sides wrote the same rows and values (column order aside: the platform puts one-hot columns where the
+    encoded column was)."""
+    expected, produced = pd.read_parquet(pandas_file), pd.read_parquet(ray_file)
+    if sorted(expected.columns) != sorted(produced.columns) or len(expected) != len(produced):
+        return False
+    produced = produced[list(expected.columns)]
+    return bool(np.allclose(expected.to_numpy(dtype=float), produced.to_numpy(dtype=float), rtol=0, atol=1e-9))
 
 
 def main() -> None:
@@ -161,9 +177,12 @@ def main() -> None:
             results = {}
             for side in ("pandas", "ray"):
                 cmd = [sys.executable, "-m", "bench.preprocess_bench", "--side", side, "--csv", str(csv)]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode:
+                    raise SystemExit(f"The {side} side failed:\n{done.stderr[-4000:]}")
                 results[side] = json.loads(done.stdout.strip().splitlines()[-1])
             p, r = results["pandas"], results["ray"]
+            same = _same_output(csv.with_suffix(".pandas.parquet"), csv.with_suffix(".ray.parquet"))
             print(f"{rows:,} rows ({csv.stat().st_size / 2**20:.0f} MiB CSV)")
             rates = (
                 ("pandas + scikit-learn", p["seconds"]),
@@ -172,11 +191,12 @@ def main() -> None:
             )
             for name, seconds in rates:
                 print(f"  {name:<22} {seconds:7.2f} s  {rows / seconds:>12,.0f} rows/s")
-            print(
-                f"  peak RSS: pandas {p['peak_rss_mb']:.0f} MiB; Ray driver + its processes {r['peak_rss_mb']:.0f} MiB "
-                f"(of which {r.get('idle_rss_mb', 0):.0f} MiB idle Ray before any data)"
-            )
-            print(f"  Ray start-up (not counted): {r['ray_startup_s']:.1f} s")
+            for kind in ("rss", "pss"):
+                print(
+                    f"  peak {kind.upper()}: pandas {p[f'peak_{kind}_mb']:.0f} MiB; Ray driver + its processes "
+                    f"{r[f'peak_{kind}_mb']:.0f} MiB (of which {r[f'idle_{kind}_mb']:.0f} MiB idle Ray before any data)"
+                )
+            print(f"  Ray start-up (not counted): {r['ray_startup_s']:.1f} s; same output as pandas: {same}")
             print(
                 f"  ratio Ray/pandas throughput: cold {p['seconds'] / r['seconds']:.2f}x, "
                 f"warm {p['seconds'] / r['warm_seconds']:.2f}x"

@@ -2,6 +2,8 @@
 
 When the model was trained on a version made by a preprocessing pipeline, the replica also loads that pipeline's
 fitted JSON state and transforms raw rows exactly as the training data was transformed, before the model sees them.
+An image model (signature task `image_classification`) takes rows `{"image": "<base64 PNG/JPEG>"}` instead, decoded
+and resized as its training images were.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.services.pipeline_transform import transform
 from app.services.pipelines import load_state
 from app.storage import open_store
 from train_jobs.artifacts import load_artifact
+from train_jobs.templates import image_cnn
 from train_jobs.templates.tabular_mlp import predict
 
 
@@ -29,13 +32,18 @@ class ModelServer:
         settings = get_settings()
         store = open_store(settings)
         self.model_version_id = model_version_id
-        self.model, self.spec = load_artifact(store, artifact_key)
         with session_scope(settings.database_url) as session:
             version = session.get(ModelVersion, model_version_id)
-            state_key = version.signature.get("pipeline_state_key") if version is not None else None
+            signature = dict(version.signature) if version is not None else {}
+        self.images = signature.get("task") == image_cnn.IMAGE_TASK
+        self.model, self.spec = (image_cnn.load_artifact if self.images else load_artifact)(store, artifact_key)
+        state_key = signature.get("pipeline_state_key")
         self.pipeline = load_state(store, state_key) if state_key else None
 
     def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.images:
+            images = image_cnn.decode_rows(rows, self.spec.size, self.spec.channels)
+            return image_cnn.predict(self.model, self.spec, images)
         frame = pd.DataFrame.from_records(rows)
         if self.pipeline is not None:
             frame = transform(self.pipeline, frame, serving=True)

@@ -36,6 +36,42 @@ class EarlyStopping(BaseModel):
     min_delta: float = Field(default=0.0, ge=0)
 
 
+class Augmentation(BaseModel):
+    """Random changes to each training batch, drawn anew every epoch (image templates); validation images are never
+    augmented."""
+
+    model_config = ConfigDict(extra="forbid")
+    horizontal_flip: float = Field(default=0.0, ge=0, le=1, description="Probability of mirroring an image left-right.")
+    vertical_flip: float = Field(default=0.0, ge=0, le=1, description="Probability of flipping an image upside down.")
+    crop_size: int | None = Field(
+        default=None, ge=1, description="Random crop: a window this large at a random place, scaled back to the size."
+    )
+    crop_padding: int = Field(default=0, ge=0, le=256, description="Random crop: zero pixels added on each side first.")
+    noise_std: float = Field(default=0.0, ge=0, le=5, description="Std of Gaussian noise added to normalised pixels.")
+
+
+class ImageOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(default=32, ge=8, le=512, description="Images are resized to size x size pixels.")
+    conv_channels: int = Field(
+        default=16, ge=1, le=256, description="Filters of the first conv layer (doubled in each of the next two)."
+    )
+    augmentation: Augmentation = Field(default_factory=Augmentation)
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> ImageOptions:
+        crop, padding = self.augmentation.crop_size, self.augmentation.crop_padding
+        if padding and crop is None:
+            raise ValueError("augmentation.crop_padding needs augmentation.crop_size (the window to crop)")
+        limit = self.size + 2 * padding
+        if crop is not None and crop > limit:
+            raise ValueError(
+                f"augmentation.crop_size {crop} is larger than the image ({self.size} px plus {padding} padding on "
+                f"each side = {limit}); use at most {limit}, or a larger size or crop_padding"
+            )
+        return self
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +94,9 @@ class TrainConfig(BaseModel):
     gpus_per_worker: float = Field(default=0.0, ge=0, le=16)
     memory_per_worker_mb: int = Field(default=0, ge=0, le=4_194_304, description="0: no memory reservation.")
     params: dict[str, Any] = Field(default_factory=dict, description="Free parameters for uploaded training code.")
+    image: ImageOptions | None = Field(
+        default=None, description="Template image_cnn: image size, network width, augmentation (defaults if absent)."
+    )
 
     @model_validator(mode="after")
     def _resolve_metric(self) -> TrainConfig:

@@ -2,19 +2,28 @@
 
 Run by the platform as `python -m train_jobs.preprocess RUN_ID`. On success the run row names the new version
 (Parquet, with its parent, the steps and the fitted JSON state); on failure it says why.
+
+Memory stays bounded by the block size, not the data size: Ray Data reads the version into Ray's object store
+(spilled to disk past its capacity), each step is fitted by streaming passes over the blocks and the output is
+written group by group (train_jobs/streaming_fit.py).
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import ray
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.db.models import DatasetVersion, JobStatus, PipelineRun
 from app.db.session import session_scope
 from app.services import data_io, pipelines
+from app.services.pipeline_transform import fit_source
 from app.storage import open_store
+from train_jobs.streaming_fit import BlockSource
 
 
 def run(run_id: int) -> int:
@@ -22,12 +31,26 @@ def run(run_id: int) -> int:
     ray.init()  # inside a Ray job this joins the job's cluster
     with session_scope(settings.database_url) as session:
         pipeline_run = pipelines.mark_running(session, run_id)
+        steps = list(pipeline_run.steps)
         version = session.get_one(DatasetVersion, pipeline_run.input_version_id)
+        features = dict(version.dataset.feature_config or {})
         session.expunge(version)
-    # Ray Data reads the blocks in parallel (pyarrow, straight from storage); each step's statistics need every
-    # row, so the steps are fitted and applied on the gathered frame.
-    frame = data_io.to_frame(data_io.read_version(settings, version))
-    return pipelines.execute(settings, open_store(settings), run_id=run_id, frame=frame)
+    with tempfile.TemporaryDirectory(prefix="aip-pipeline-") as tmp:
+        path = Path(tmp) / "out.parquet"
+        state = fit_and_write(settings, version, steps, features, path)
+        return pipelines.record_output(settings, open_store(settings), run_id=run_id, state=state, path=path)
+
+
+def fit_and_write(
+    settings: Settings, version: DatasetVersion, steps: list[dict[str, Any]], features: dict[str, Any], path: Path
+) -> dict[str, Any]:
+    """Fits the steps on the version and writes the transformed rows to `path` (Parquet); returns the state."""
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # rows keep the version's order
+    blocks = data_io.read_version(settings, version).materialize()
+    source = BlockSource(blocks.to_arrow_refs())
+    state = fit_source(steps, source, features)
+    source.write_parquet(state, path)
+    return state
 
 
 def main(argv: list[str]) -> int:

@@ -6,8 +6,10 @@ requires) and reads it back with `restore()` after a worker failure or a retry.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,16 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def mark_running(job_id: int | None) -> None:
-    """Rank 0 moves the job from STARTING to RUNNING once its workers run the loop.
+    """Rank 0 moves the job from STARTING to RUNNING once its workers run the loop; every rank starts sampling its
+    resource use.
 
     In a background thread: importing the database layer must not delay the first training step.
     """
-    if job_id is None or ray.train.get_context().get_world_rank() != 0:
+    if job_id is None:
+        return
+    rank = ray.train.get_context().get_world_rank()
+    threading.Thread(target=_sample_usage, args=(job_id, rank), name="usage-sampler", daemon=True).start()
+    if rank != 0:
         return
 
     def write() -> None:
@@ -44,9 +51,38 @@ def mark_running(job_id: int | None) -> None:
     threading.Thread(target=write, name="mark-running", daemon=True).start()
 
 
-def usage() -> dict[str, float]:
-    """This worker's resource use since its previous report (`sys_*` keys; the recorder sums them over workers)."""
+def _sample_usage(job_id: int, rank: int) -> None:
+    """Writes this worker's resource use every `metrics.usage_sample_s` seconds while the job runs: a timer, not
+    the epoch, so a long epoch still shows samples. One small row per worker and interval keeps it cheap."""
+    from app.core.config import get_settings
+    from app.db.session import session_scope
+    from app.services import job_metrics, sysconfig
+
+    settings = get_settings()
+    with session_scope(settings.database_url) as session:
+        interval = float(sysconfig.get(session, settings, "metrics.usage_sample_s"))
     process = psutil.Process()
+    process.cpu_percent(interval=None)  # the baseline: each later call measures since the previous one
+    recording = True
+    while recording:
+        time.sleep(interval)
+        try:
+            with session_scope(settings.database_url) as session:
+                recording = job_metrics.record_usage(session, job_id=job_id, rank=rank, values=usage(process))
+        except Exception as e:  # the database is briefly unreachable: try again next time
+            print(f"Resource sample not recorded: {e}", flush=True)
+
+
+@functools.cache
+def _this_process() -> psutil.Process:
+    # One object per process: psutil measures CPU use between calls on the same object.
+    return psutil.Process()
+
+
+def usage(process: psutil.Process | None = None) -> dict[str, float]:
+    """This worker's resource use since the previous call on `process` (`sys_*` keys; the recorder sums them
+    over workers)."""
+    process = process or _this_process()
     sample = {
         "sys_cpu_percent": process.cpu_percent(interval=None),  # since the previous call in this process
         "sys_rss_mb": process.memory_info().rss / 2**20,

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import ray
 
 from app.core.config import get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import custom_code, datasets, job_metrics, models, training
+from app.services import custom_code, datasets
 from app.storage import open_store
 from train_jobs import custom_loop, runtime
 from train_jobs.job_config import parse
-from train_jobs.train_tabular import fit
+from train_jobs.train_tabular import fit, register_success
 from train_jobs.train_tabular import main as run_main
 
 TEMPLATE_NAME = "custom"
@@ -61,34 +60,21 @@ def run(job_id: int) -> None:
     artifact_prefix = f"models/job-{job_id}"
     store.put_bytes(f"{artifact_prefix}/{runtime.CHECKPOINT_FILE}", state_bytes)
 
-    with session_scope(settings.database_url) as session:
-        job = session.get_one(TrainingJob, job_id)
-        if job.status != JobStatus.RUNNING:
-            return
-        history = job_metrics.metric_history(session, job_id)
-        models.register_version(
-            session,
-            job=job,
-            artifact_key=artifact_prefix,
-            signature={
-                "inputs": [str(c) for c in frame.columns if c != config.target_column],
-                "target": config.target_column,
-                "classes": [],
-                "task": TEMPLATE_NAME,
-            },
-            metrics=_numbers(best_metrics),
-            lineage={
-                "final_metrics": _numbers(history[-1]) if history else {},
-                "best_metrics": _numbers(best_metrics),
-                "checkpoint": checkpoint.path,
-                "code_key": code_key,
-            },
-        )
-        training.transition(session, job, JobStatus.SUCCEEDED)
-
-
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    inputs = [str(c) for c in frame.columns if c != config.target_column]
+    register_success(
+        settings,
+        job_id,
+        artifact_key=artifact_prefix,
+        checkpoint_path=checkpoint.path,
+        best_metrics=best_metrics,
+        signature=lambda _session, _job: {
+            "inputs": inputs,
+            "target": config.target_column,
+            "classes": [],
+            "task": TEMPLATE_NAME,
+        },
+        lineage={"code_key": code_key},
+    )
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ import numpy as np
 import ray
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import datasets, job_metrics, models, pipelines, training
+from app.services import datasets, job_metrics, models, pipelines, placement, training
 from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
@@ -86,6 +87,7 @@ def fit(
             num_workers=config.num_workers,
             use_gpu=config.gpus_per_worker > 0,
             resources_per_worker=config.worker_resources(),
+            label_selector=placement.job_label_selector(settings, job_id),  # the scheduler's preferred nodes
         ),
         run_config=run_config(settings, job_id, config, [MetricsRecorder(job_id, settings.database_url)]),
     )
@@ -125,35 +127,58 @@ def run(job_id: int) -> None:
     save_artifact(store, artifact_prefix, model, spec)
     load_artifact(store, artifact_prefix)  # fail here, not at deploy time, if the artifact is unreadable
 
+    register_success(
+        settings,
+        job_id,
+        artifact_key=artifact_prefix,
+        checkpoint_path=checkpoint.path,
+        best_metrics=best_metrics,
+        signature=lambda session, job: {
+            "inputs": spec.feature_columns,
+            "target": spec.target_column,
+            "classes": spec.classes,
+            "task": spec.task,
+            **pipelines.serving_signature(
+                session, store, version_id=job.dataset_version_id, model_inputs=spec.feature_columns
+            ),
+        },
+    )
+
+
+def register_success(
+    settings: Settings,
+    job_id: int,
+    *,
+    artifact_key: str,
+    checkpoint_path: str,
+    best_metrics: dict[str, Any],
+    signature: Callable[[Session, TrainingJob], dict[str, Any]],
+    lineage: dict[str, Any] | None = None,
+) -> None:
+    """Registers the job's DRAFT model version (metrics and lineage) and marks the job SUCCEEDED, in one
+    transaction; a job stopped meanwhile keeps the user's decision and registers nothing."""
     with session_scope(settings.database_url) as session:
         job = session.get_one(TrainingJob, job_id)
         if job.status != JobStatus.RUNNING:
-            return  # stopped meanwhile: keep the user's decision
+            return
         history = job_metrics.metric_history(session, job_id)
         models.register_version(
             session,
             job=job,
-            artifact_key=artifact_prefix,
-            signature={
-                "inputs": spec.feature_columns,
-                "target": spec.target_column,
-                "classes": spec.classes,
-                "task": spec.task,
-                **pipelines.serving_signature(
-                    session, store, version_id=job.dataset_version_id, model_inputs=spec.feature_columns
-                ),
-            },
-            metrics=_numbers(best_metrics),
+            artifact_key=artifact_key,
+            signature=signature(session, job),
+            metrics=numbers(best_metrics),
             lineage={
-                "final_metrics": _numbers(history[-1]) if history else {},
-                "best_metrics": _numbers(best_metrics),
-                "checkpoint": checkpoint.path,
+                "final_metrics": numbers(history[-1]) if history else {},
+                "best_metrics": numbers(best_metrics),
+                "checkpoint": checkpoint_path,
+                **(lineage or {}),
             },
         )
         training.transition(session, job, JobStatus.SUCCEEDED)
 
 
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+def numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 

@@ -4,6 +4,12 @@ Run as `python -m train_jobs.tune_tabular RUN_ID`. In Ray 2.60 (Train V2) a Torc
 Tuner: each trial function builds one, and `TuneReportCallback` forwards its reports (and checkpoint paths) to
 Tune, where ASHA decides which trials stop early. A Tune callback on this driver writes each trial's config, state
 and metric history to the database as results arrive; the best trial's best checkpoint becomes a model version.
+
+PBT needs more: Tune must hold each trial's checkpoints to hand them to other trials, and `TuneReportCallback` only
+passes a path. So a PBT trial reports to Tune itself, every epoch with its checkpoint (`CheckpointForwarder`). When
+PBT pauses a trial or has it exploit another, Tune ends the trial and later starts it again with its new config;
+the trial function then starts a new Train run from the checkpoint Tune hands back (`tune.get_checkpoint()`: its
+own, or the donor's), which the epoch loop resumes with the trial's own hyperparameters.
 """
 
 from __future__ import annotations
@@ -12,17 +18,19 @@ import os
 import sys
 import threading
 import time
+import uuid
 from typing import Any
 
 import ray
 from ray import tune
 from ray._raylet import PlacementGroupID
-from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.util.placement_group import PlacementGroup
+from ray.util.queue import Empty, Queue
 from sqlalchemy import select
 
 from app.core.config import get_settings
@@ -39,38 +47,89 @@ from train_jobs.templates.tabular_mlp import TabularSpec, build_model
 from train_jobs.train_tabular import prepare_data
 
 
-def trial_fn(params: dict[str, Any], *, run_id: int, base: dict[str, Any], spec: dict[str, Any], arrays: Any) -> None:
+def trial_fn(
+    params: dict[str, Any], *, run_id: int, base: dict[str, Any], spec: dict[str, Any], arrays: Any, pbt: bool
+) -> None:
     """One trial: the base config with the sampled parameters, trained by its own TorchTrainer."""
     config = parse({**base, **params})
     storage_path, filesystem = checkpoint_storage(get_settings())
+    name = f"tune-{run_id}-{tune.get_context().get_trial_id()}"
+    loop_config = {
+        "config": config.model_dump(),
+        "spec": {**spec, "hidden_units": config.hidden_units},
+        "arrays": ray.put(arrays),
+        "job_id": None,
+    }
+    reports: Queue | None = None
+    if pbt:
+        start_from = tune.get_checkpoint()
+        if start_from is not None and runtime.load_checkpoint(start_from)["progress"]["epoch"] >= config.epochs:
+            return  # the checkpoint handed over already holds every epoch: nothing left to train
+        reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
+        loop_config["start_from"] = start_from
+        name += f"-{uuid.uuid4().hex[:8]}"  # a new Train run each start: it must not resume an earlier one's state
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "config": config.model_dump(),
-            "spec": {**spec, "hidden_units": config.hidden_units},
-            "arrays": ray.put(arrays),
-            "job_id": None,
-        },
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(
             num_workers=config.num_workers,
             use_gpu=config.gpus_per_worker > 0,
             resources_per_worker=config.worker_resources(),
         ),
         run_config=RunConfig(
-            name=f"tune-{run_id}-{tune.get_context().get_trial_id()}",
+            name=name,
             storage_path=storage_path,
             storage_filesystem=filesystem,
             # All kept: the trial's best checkpoint is chosen from the recorded history, and with ties (e.g. equal
             # accuracies) Ray's own top-k could have deleted exactly that one.
             checkpoint_config=CheckpointConfig(num_to_keep=None),
-            callbacks=[TuneReportCallback()],
+            callbacks=[CheckpointForwarder(reports) if reports is not None else TuneReportCallback()],
         ),
     )
     running = threading.Event()
     running.set()
     _end_with_the_trial(running)
-    trainer.fit()
+    if reports is not None:
+        _fit_forwarding(trainer, reports)
+    else:
+        trainer.fit()
     running.clear()
+
+
+class CheckpointForwarder(UserCallback):
+    """Hands each report of a Train run, with its checkpoint, to the trial function (PBT; runs in the Train
+    controller). Unlike `TuneReportCallback` it keeps the checkpoint a checkpoint, so Tune can pass it on."""
+
+    def __init__(self, reports: Queue) -> None:
+        self.reports = reports
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Checkpoint | None) -> None:
+        self.reports.put({"metrics": metrics[0], "checkpoint": checkpoint})
+
+
+def _fit_forwarding(trainer: TorchTrainer, reports: Queue) -> None:
+    """Runs the Train run while a thread reports each of its results to Tune, with its checkpoint."""
+    fitted = threading.Event()
+
+    def forward() -> None:
+        while True:
+            try:
+                item = reports.get(timeout=1.0)
+            except Empty:
+                if fitted.is_set():  # the run's last report was put before `fit` returned: all are forwarded
+                    return
+                continue
+            checkpoint = item["checkpoint"]
+            metrics = {**item["metrics"], **({CHECKPOINT_PATH_KEY: checkpoint.path} if checkpoint else {})}
+            tune.report(metrics, checkpoint=checkpoint)
+
+    forwarder = threading.Thread(target=forward, name="report-to-tune", daemon=True)
+    forwarder.start()
+    try:
+        trainer.fit()
+    finally:
+        fitted.set()
+        forwarder.join()
 
 
 def _end_with_the_trial(running: threading.Event) -> None:
@@ -145,6 +204,53 @@ class PlacementGroupCollector(tune.Callback):
         )
 
 
+def _trial_row(session: Any, run_id: int, trial: Any) -> TuningTrial:
+    row = session.scalar(
+        select(TuningTrial).where(TuningTrial.run_id == run_id, TuningTrial.trial_key == trial.trial_id)
+    )
+    if row is None:
+        row = TuningTrial(run_id=run_id, trial_key=trial.trial_id, config=dict(trial.config), history=[])
+        session.add(row)
+        session.flush()
+    return row
+
+
+class RecordedPBT(PopulationBasedTraining):
+    """Population Based Training that notes each exploit on the exploiting trial's row: the trial it copied, at which
+    epoch, and how its hyperparameters changed; the row's config becomes the new one."""
+
+    def __init__(self, run_id: int, database_url: str, epochs: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.run_id = run_id
+        self.database_url = database_url
+        self.epochs = epochs
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(self._time_attr, 0) >= self.epochs:
+            return TrialScheduler.CONTINUE  # its last epoch: a perturbation would restart it only to end it
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        # Ray's hook for the exploit step (a private method: Ray pinned at 2.60); the recording wraps it unchanged.
+        before = dict(trial.config)
+        epoch = int(self._trial_state[trial_to_clone].last_train_time)
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        changes = ", ".join(
+            f"{k} {_short(before.get(k))} -> {_short(v)}" for k, v in sorted(trial.config.items()) if before.get(k) != v
+        )
+        with session_scope(self.database_url) as session:
+            row, donor = _trial_row(session, self.run_id, trial), _trial_row(session, self.run_id, trial_to_clone)
+            note = f"Exploited trial {donor.id} at epoch {epoch}" + (f": {changes}." if changes else ".")
+            row.message = f"{row.message} {note}".strip()[-2000:]
+            row.config = dict(trial.config)
+            row.iterations = epoch  # it goes on from the donor's epoch
+            row.updated_at = utcnow()
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
+
+
 class TrialRecorder(tune.Callback):
     """Keeps one row per trial up to date: config, state, metric history, best value and checkpoint."""
 
@@ -154,13 +260,7 @@ class TrialRecorder(tune.Callback):
         self.search = search
 
     def _row(self, session: Any, trial: Any) -> TuningTrial:
-        row = session.scalar(
-            select(TuningTrial).where(TuningTrial.run_id == self.run_id, TuningTrial.trial_key == trial.trial_id)
-        )
-        if row is None:
-            row = TuningTrial(run_id=self.run_id, trial_key=trial.trial_id, config=dict(trial.config), history=[])
-            session.add(row)
-        return row
+        return _trial_row(session, self.run_id, trial)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         with session_scope(self.database_url) as session:
@@ -186,7 +286,8 @@ class TrialRecorder(tune.Callback):
         with session_scope(self.database_url) as session:
             row = self._row(session, trial)
             last = row.history[-1] if row.history else {}
-            if row.iterations < (self.search.max_t or 0) and not last.get("early_stopped"):
+            stopped_early = self.search.scheduler == "asha" and row.iterations < (self.search.max_t or 0)
+            if stopped_early and not last.get("early_stopped"):
                 row.status, row.message = tuning.EARLY_STOPPED, "Stopped early by the ASHA scheduler."
             else:
                 row.status = JobStatus.SUCCEEDED
@@ -203,7 +304,10 @@ class TrialRecorder(tune.Callback):
 def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: TabularSpec, arrays: Any) -> tune.Tuner:
     settings = get_settings()
     base = {**config.model_dump(), "epochs": search.max_t, "metric": search.metric, "mode": search.mode}
-    trainable = tune.with_parameters(trial_fn, run_id=run_id, base=base, spec=spec.to_dict(), arrays=arrays)
+    pbt = search.scheduler == "pbt"
+    if pbt:  # a checkpoint every epoch: PBT pauses and exploits at any epoch, and a trial restarts from Tune's latest
+        base["checkpoint_interval"] = 1
+    trainable = tune.with_parameters(trial_fn, run_id=run_id, base=base, spec=spec.to_dict(), arrays=arrays, pbt=pbt)
     # The trial function only drives its TorchTrainer; the trainer's workers hold the trial's resources (Tune
     # refuses a bundle of zero, so the driver takes a sliver of a CPU).
     trainable = tune.with_resources(trainable, {"CPU": 0.01})
@@ -213,6 +317,18 @@ def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: Ta
             max_t=search.max_t,
             grace_period=search.grace_period,
             reduction_factor=search.reduction_factor,
+        )
+    elif pbt:
+        scheduler = RecordedPBT(
+            run_id,
+            settings.database_url,
+            search.max_t or config.epochs,
+            time_attr="training_iteration",
+            perturbation_interval=search.perturbation_interval,
+            hyperparam_mutations=search.pbt_mutations(),
+            quantile_fraction=search.quantile_fraction,
+            synch=search.synchronous,
+            custom_explore_fn=search.clamp,  # scaled values stay within the space, as its bounds were checked
         )
     else:
         scheduler = FIFOScheduler()
@@ -253,7 +369,7 @@ def run(run_id: int) -> None:
     ray.init()
     with session_scope(settings.database_url) as session:
         row = session.get_one(TuningRun, run_id)
-        if row.status != JobStatus.QUEUED:
+        if row.status != JobStatus.STARTING:  # the scheduler marks it STARTING before submitting it
             print(f"Tuning run {run_id} is {row.status}; not tuning.", flush=True)
             return
         tuning.set_status(session, row, JobStatus.RUNNING)

@@ -108,8 +108,9 @@ class TuneCreate(TrainConfig):
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = None
     dataset_version_id: int | None = None
-    template: str = "tabular_mlp"
+    template: str = Field(default="tabular_mlp", description="Only tabular_mlp can be tuned, for now.")
     search: SearchConfig
+    priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
@@ -136,6 +137,7 @@ class TuneRunPublic(Public):
     search: dict[str, Any]
     status: str
     message: str
+    priority: int = 0
     ray_job_id: str | None
     best_trial_id: int | None
     model_version_id: int | None
@@ -192,38 +194,13 @@ class PredictResponse(BaseModel):
     classes: list[Any]
 
 
-# data layer: uploads, versions, profiles, quality
+# data layer: versions, profiles, quality (upload bodies: schemas_upload.py)
 
 
 class DatasetVersionDetail(DatasetVersionPublic):
     parent_id: int | None = None
     pipeline: dict[str, Any] | None = None
     state_key: str | None = None
-
-
-class UploadCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    file_name: str = Field(min_length=1, max_length=255)
-    size_bytes: int = Field(ge=0, description="Size of the whole file in bytes.")
-    sha256: str = Field(description="sha256 of the whole file, hex.")
-    chunk_size: int = Field(gt=0, description="Bytes per chunk; the last chunk holds the rest.")
-
-
-class UploadPublic(Public):
-    id: str
-    dataset_id: int
-    file_name: str
-    size_bytes: int
-    sha256: str
-    chunk_size: int
-    num_chunks: int
-    status: str
-    message: str
-    version_id: int | None
-    received: list[int] = Field(default=[], description="Indexes of the chunks the server has.")
-    content_known: bool = Field(default=False, description="The server has these bytes: complete without chunks.")
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 class QualityCreate(BaseModel):

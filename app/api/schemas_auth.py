@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.services.roles import RoleLimits
+
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -33,17 +35,20 @@ class RolePublic(Public):
     description: str
     builtin: bool
     permissions: list[str]
+    limits: dict[str, Any] | None = None  # scheduling limits of the role's holders (max_gpus, max_cpus, max_jobs)
 
 
 class RoleCreate(Strict):
     name: str = Field(min_length=2, max_length=64)
     description: str = Field(default="", max_length=255)
     permissions: list[str]
+    limits: RoleLimits | None = None
 
 
 class RoleUpdate(Strict):
     description: str | None = Field(default=None, max_length=255)
     permissions: list[str] | None = None
+    limits: RoleLimits | None = Field(default=None, description="Replaces the role's limits; {} clears them.")
 
 
 class UserPublic(Public):

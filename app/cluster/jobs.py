@@ -17,6 +17,13 @@ class RayJobState:
     message: str
 
 
+# Ray Train V2 turns a worker's `print` into a log record that its console handler writes, and also still prints
+# it because Ray wraps the worker's stdout; Ray forwards both copies to the job's log. Off, each line appears once.
+# Train's preemption watcher (one more process per run, polling for spot-instance drains) is off: the platform's
+# nodes are owned boxes, and on a small node that process competes with the workers' start-up.
+_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
 @lru_cache(maxsize=4)
 def _client(dashboard_url: str):  # noqa: ANN202 - ray is imported lazily
     from ray.job_submission import JobSubmissionClient
@@ -31,7 +38,7 @@ def submit(settings: Settings, *, submission_id: str, module: str, args: list[st
         return _client(settings.dashboard_url).submit_job(
             entrypoint=entrypoint,
             submission_id=submission_id,
-            runtime_env={"env_vars": settings.worker_env()},
+            runtime_env={"env_vars": {**settings.worker_env(), **_TRAIN_ENV}},
         )
     except Exception as e:  # the client raises RuntimeError/ConnectionError with Ray's text
         raise AipError(ErrorCode.UNAVAILABLE, f"Could not submit to Ray at {settings.dashboard_url}: {e}") from e

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     user_quota_bytes: int = Field(default=100 << 30, gt=0, description="Dataset bytes (versions + open uploads).")
     upload_max_chunk_bytes: int = Field(default=64 << 20, ge=1024, description="Largest chunk of an upload.")
     upload_session_ttl_s: float = Field(default=24 * 3600, gt=0, description="Idle uploads expire after this.")
+    upload_direct: bool = Field(default=True, description="On S3, offer clients presigned part uploads.")
+    upload_url_ttl_s: int = Field(default=600, ge=10, le=3600, description="Lifetime of a presigned part URL.")
+    s3_public_endpoint: str = Field(
+        default="", description="S3 as clients reach it for direct uploads ([http[s]://]host:port); empty: s3_endpoint."
+    )
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

@@ -88,6 +88,8 @@ class Role(Base):
     description: Mapped[str] = mapped_column(String(255), default="")
     builtin: Mapped[bool] = mapped_column(default=False)
     permissions: Mapped[list[Any]] = mapped_column(JSON)
+    # Scheduling limits for holders of the role (max_gpus, max_cpus, max_jobs); a key left out sets none.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class AuthSession(Base):
@@ -221,6 +223,9 @@ class UploadSession(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # "direct": parts of an S3 multipart upload (`multipart_id`) that clients may send straight to S3.
+    mode: Mapped[str] = mapped_column(String(8), default="api", server_default="api")
+    multipart_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class UploadChunk(Base):
@@ -229,6 +234,7 @@ class UploadChunk(Base):
     index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    etag: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the S3 part's, in direct mode
 
 
 class PipelineRun(Base):
@@ -288,6 +294,8 @@ class TrainingJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # Ray jobs submitted so far
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # FIFO within a priority
     code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Ray node ids the scheduler chose for the current attempt's workers (None: Ray places them).
+    preferred_nodes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class TuningRun(Base):
@@ -312,6 +320,7 @@ class TuningRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TuningTrial(Base):
@@ -357,6 +366,18 @@ class JobMetric(Base):
     key: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobUsageSample(Base):
+    """One worker's resource use at one moment, sampled on a timer while the job runs (not per epoch)."""
+
+    __tablename__ = "job_usage_samples"
+    __table_args__ = (Index("ix_job_usage_samples_job", "job_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)  # sys_cpu_percent, sys_rss_mb, sys_gpu_* ...
 
 
 class Model(Base):

@@ -67,6 +67,34 @@ def get_version(session: Session, *, user: User, version_id: int) -> DatasetVers
     return version
 
 
+def rows_of_version_or_dataset(
+    session: Session,
+    *,
+    user: User,
+    row_type: Any,
+    version_column: Any,
+    version_id: int | None,
+    dataset_id: int | None,
+    status: str | None,
+) -> list[Any]:
+    """Rows (quality reports, pipeline runs) of one version, or of any version of one dataset, newest first; 404
+    when the user cannot see that version or dataset."""
+    query = select(row_type)
+    if version_id is not None:
+        get_version(session, user=user, version_id=version_id)
+        query = query.where(version_column == version_id)
+    elif dataset_id is not None:
+        get_dataset(session, user=user, dataset_id=dataset_id)
+        query = query.join(DatasetVersion, DatasetVersion.id == version_column).where(
+            DatasetVersion.dataset_id == dataset_id
+        )
+    else:
+        raise ValueError("needs version_id or dataset_id")
+    if status:
+        query = query.where(row_type.status == status)
+    return list(session.scalars(query.order_by(row_type.id.desc())))
+
+
 def used_bytes(session: Session, *, user: User) -> int:
     """Bytes counted against the user's quota: their versions plus the declared size of their open uploads."""
     versions = session.scalar(
@@ -189,7 +217,10 @@ def record_version(
             with session_scope(settings.database_url) as session:
                 _delete_unreferenced(session, store, [key])
         raise
-    if not store.exists(key):  # a concurrent delete of the last other reference removed the shared blob
+    # A concurrent delete of the last other reference may have removed the shared blob: put it back. Still open:
+    # that delete's count-then-remove can straddle this check (it counts before our commit, removes after this
+    # check); closing it needs one row per blob that both sides lock.
+    if not store.exists(key):
         with path.open("rb") as f:
             store.put_file(key, f, path.stat().st_size)
     return version_id
@@ -222,10 +253,14 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
         dataset = writable_dataset(session, user=user, dataset_id=dataset_id)
         _check_unused(session, [v.id for v in dataset.versions])
         keys = [k for v in dataset.versions for k in (v.storage_key, v.state_key) if k]
-        upload_ids = list(session.scalars(select(UploadSession.id).where(UploadSession.dataset_id == dataset_id)))
+        open_uploads = session.execute(
+            select(UploadSession.id, UploadSession.multipart_id).where(UploadSession.dataset_id == dataset_id)
+        ).all()
         session.delete(dataset)  # versions by ORM cascade; upload sessions, chunks, reports by FK cascade
-    for upload_id in upload_ids:
-        store.delete_prefix(f"uploads/{upload_id}/")
+    from app.services.uploads import discard_stored  # uploads builds on this module
+
+    for upload_id, multipart_id in open_uploads:
+        discard_stored(store, upload_id, multipart_id)
     remove_unreferenced(settings, store, keys)
 
 

@@ -14,6 +14,7 @@ from app.db.models import Deployment, DeploymentStatus, ModelVersion, User
 from app.db.session import session_scope
 from app.services import models
 from app.services.access import can_read, can_write, readable
+from train_jobs.templates import image_cnn
 
 SERVE_TO_STATUS = {
     "RUNNING": DeploymentStatus.RUNNING,
@@ -82,6 +83,12 @@ def undeploy(settings: Settings, *, user: User, deployment_id: int) -> None:
 def check_rows(signature: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     if not rows:
         raise invalid("Send at least one row: {'rows': [{column: value, ...}]}.")
+    if signature.get("task") == image_cnn.IMAGE_TASK:  # decoded here too, so a bad image is a 422, not a 500
+        try:
+            image_cnn.decode_rows(rows, signature["image_size"], signature["channels"])
+        except image_cnn.InvalidData as e:
+            raise invalid(str(e)) from e
+        return
     inputs = signature["inputs"]
     for i, row in enumerate(rows):
         missing = [c for c in inputs if c not in row]

@@ -1,4 +1,5 @@
-"""A training job's metrics: one row per (step, key), written as workers report, read paged and downsampled.
+"""A training job's metrics: one row per (step, key), written as workers report, read paged and downsampled;
+and its workers' resource use, sampled on a timer (so a long epoch still shows it).
 
 Its own small module because Ray Train controllers import it to record metrics, and must start fast.
 """
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import JobMetric
+from app.db.models import JobMetric, JobStatus, JobUsageSample, TrainingJob
 
 
 def record_metrics(session: Session, *, job_id: int, step: int, metrics: dict[str, float]) -> None:
@@ -61,3 +62,23 @@ def metric_history(
 
 def count_steps(session: Session, job_id: int) -> int:
     return session.scalar(select(func.count(func.distinct(JobMetric.step))).where(JobMetric.job_id == job_id)) or 0
+
+
+def record_usage(session: Session, *, job_id: int, rank: int, values: dict[str, float]) -> bool:
+    """Stores one worker's resource sample while the job runs; False once the job no longer runs (stop sampling)."""
+    status = session.scalar(select(TrainingJob.status).where(TrainingJob.id == job_id))
+    if status is None or not JobStatus(status).holds_resources:
+        return False
+    session.add(JobUsageSample(job_id=job_id, rank=rank, values={k: float(v) for k, v in values.items()}))
+    return True
+
+
+def usage_history(
+    session: Session, job_id: int, *, since: dt.datetime | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The latest `limit` samples (at or after `since`), oldest first: [{"time", "rank", "sys_cpu_percent", ...}]."""
+    query = select(JobUsageSample).where(JobUsageSample.job_id == job_id)
+    if since is not None:
+        query = query.where(JobUsageSample.created_at >= since)
+    rows = session.scalars(query.order_by(JobUsageSample.id.desc()).limit(limit)).all()
+    return [{"time": r.created_at, "rank": r.rank, **r.values} for r in reversed(rows)]

@@ -34,9 +34,41 @@ def submission_id(run_id: int) -> str:
 
 
 def set_feature_config(session: Session, *, user: User, dataset_id: int, config: dict[str, Any]) -> Dataset:
+    """Sets the columns pipeline steps without `columns` work on; they must be columns of the newest version."""
     dataset = datasets.writable_dataset(session, user=user, dataset_id=dataset_id)
-    dataset.feature_config = {k: v for k, v in config.items() if k in FEATURE_KEYS}
+    features = {k: v for k, v in config.items() if k in FEATURE_KEYS}
+    found = feature_problems(features, _newest_columns(dataset))
+    if found:
+        raise invalid("The feature configuration is wrong: " + "; ".join(found) + ".")
+    dataset.feature_config = features
     return dataset
+
+
+def feature_problems(features: dict[str, Any], columns: list[str] | None) -> list[str]:
+    """What is wrong with a feature configuration against the data's columns (None: no tabular version yet)."""
+    found = []
+    numeric, categorical = list(features.get("numeric") or []), list(features.get("categorical") or [])
+    target = features.get("target")
+    for name, listed in (("numeric", numeric), ("categorical", categorical)):
+        repeated = sorted({c for c in listed if listed.count(c) > 1})
+        if repeated:
+            found.append(f"{name} lists {repeated} more than once")
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        found.append(f"{both} are both numeric and categorical; choose one")
+    if target is not None and target in numeric + categorical:
+        found.append(f"the target {target!r} is also listed as a feature; pipelines never transform the target")
+    if columns is not None:
+        named = dict.fromkeys([*([target] if target else []), *numeric, *categorical])
+        unknown = [c for c in named if c not in columns]
+        if unknown:
+            found.append(f"{unknown} are not columns of the newest version; its columns are {columns}")
+    return found
+
+
+def _newest_columns(dataset: Dataset) -> list[str] | None:
+    tabular = [v for v in dataset.versions if v.format in formats.TABULAR]
+    return [c["name"] for c in tabular[-1].columns] if tabular else None
 
 
 def check_steps(steps: list[dict[str, Any]]) -> None:
@@ -78,8 +110,39 @@ def get_run(session: Session, *, user: User, run_id: int) -> PipelineRun:
     return run
 
 
+def list_runs(
+    session: Session,
+    *,
+    user: User,
+    version_id: int | None = None,
+    dataset_id: int | None = None,
+    status: str | None = None,
+) -> list[PipelineRun]:
+    """Runs on one version, or on any version of one dataset (newest first); 404 if the user cannot see it."""
+    return datasets.rows_of_version_or_dataset(
+        session,
+        user=user,
+        row_type=PipelineRun,
+        version_column=PipelineRun.input_version_id,
+        version_id=version_id,
+        dataset_id=dataset_id,
+        status=status,
+    )
+
+
 def load_state(store: ObjectStore, state_key: str) -> dict[str, Any]:
     return json.loads(store.get_bytes(state_key))
+
+
+def version_state(session: Session, store: ObjectStore, *, user: User, version_id: int) -> dict[str, Any]:
+    """The fitted state (JSON) of a pipeline-made version the user may read."""
+    version = datasets.get_version(session, user=user, version_id=version_id)
+    if not version.state_key:
+        raise invalid(
+            f"Version {version_id} was not made by a pipeline, so it has no fitted state; "
+            "ask for the output version of a pipeline run."
+        )
+    return load_state(store, version.state_key)
 
 
 def execute(settings: Settings, store: ObjectStore, *, run_id: int, frame: pd.DataFrame) -> int:
@@ -90,35 +153,43 @@ def execute(settings: Settings, store: ObjectStore, *, run_id: int, frame: pd.Da
     with session_scope(settings.database_url) as session:
         run = session.get_one(PipelineRun, run_id)
         steps = list(run.steps)
+        features = dict(session.get_one(DatasetVersion, run.input_version_id).dataset.feature_config or {})
+    state, out = fit_transform(steps, frame, features)
+    with tempfile.TemporaryDirectory(prefix="aip-pipeline-") as tmp:
+        path = Path(tmp) / "out.parquet"
+        pq.write_table(pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False), path)
+        return record_output(settings, store, run_id=run_id, state=state, path=path)
+
+
+def record_output(settings: Settings, store: ObjectStore, *, run_id: int, state: dict[str, Any], path: Path) -> int:
+    """Stores the fitted state and records the Parquet file at `path` as the run's output version; returns its id."""
+    with session_scope(settings.database_url) as session:
+        run = session.get_one(PipelineRun, run_id)
+        steps = list(run.steps)
         source = session.get_one(DatasetVersion, run.input_version_id)
         dataset_id, parent_id, stem = source.dataset_id, source.id, source.file_name.rsplit(".", 1)[0]
-        features = dict(source.dataset.feature_config or {})
-    state, out = fit_transform(steps, frame, features)
     state_bytes = json.dumps(state, sort_keys=True, allow_nan=False).encode()
     state_key = f"{datasets.STATE_PREFIX}{hashlib.sha256(state_bytes).hexdigest()}.json"
     store.put_bytes(state_key, state_bytes)
     try:
-        with tempfile.TemporaryDirectory(prefix="aip-pipeline-") as tmp:
-            path = Path(tmp) / "out.parquet"
-            pq.write_table(pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False), path)
 
-            def close(session: Session, version: DatasetVersion) -> None:
-                done = session.get_one(PipelineRun, run_id)
-                done.output_version_id, done.status, done.finished_at = version.id, JobStatus.SUCCEEDED, utcnow()
+        def close(session: Session, version: DatasetVersion) -> None:
+            done = session.get_one(PipelineRun, run_id)
+            done.output_version_id, done.status, done.finished_at = version.id, JobStatus.SUCCEEDED, utcnow()
 
-            return datasets.record_version(
-                settings,
-                store,
-                dataset_id=dataset_id,
-                file_name=f"{stem}-pipeline{run_id}.parquet",
-                fmt="parquet",
-                path=path,
-                sha256=_sha256(path),
-                parent_id=parent_id,
-                pipeline={"run_id": run_id, "steps": steps},
-                state_key=state_key,
-                on_commit=close,
-            )
+        return datasets.record_version(
+            settings,
+            store,
+            dataset_id=dataset_id,
+            file_name=f"{stem}-pipeline{run_id}.parquet",
+            fmt="parquet",
+            path=path,
+            sha256=_sha256(path),
+            parent_id=parent_id,
+            pipeline={"run_id": run_id, "steps": steps},
+            state_key=state_key,
+            on_commit=close,
+        )
     except BaseException:
         datasets.remove_unreferenced(settings, store, [state_key])
         raise

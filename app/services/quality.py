@@ -56,12 +56,23 @@ def get_report(session: Session, *, user: User, report_id: int) -> QualityReport
     return report
 
 
-def list_reports(session: Session, *, user: User, version_id: int) -> list[QualityReport]:
-    datasets.get_version(session, user=user, version_id=version_id)
-    return list(
-        session.scalars(
-            select(QualityReport).where(QualityReport.version_id == version_id).order_by(QualityReport.id.desc())
-        )
+def list_reports(
+    session: Session,
+    *,
+    user: User,
+    version_id: int | None = None,
+    dataset_id: int | None = None,
+    status: str | None = None,
+) -> list[QualityReport]:
+    """Reports of one version, or of every version of one dataset (newest first); 404 if the user cannot see it."""
+    return datasets.rows_of_version_or_dataset(
+        session,
+        user=user,
+        row_type=QualityReport,
+        version_column=QualityReport.version_id,
+        version_id=version_id,
+        dataset_id=dataset_id,
+        status=status,
     )
 
 

@@ -31,6 +31,8 @@ class SettingSpec:
         return getattr(settings, self.settings_field) if self.settings_field else self.default
 
     def validate(self, value: Any) -> Any:
+        if value is None and self.default is None and not self.secret:
+            return None  # a limit whose default is "none": null clears it
         if self.type is bool:
             if not isinstance(value, bool):
                 raise invalid(f"{self.key} takes true or false, not {value!r}.")
@@ -88,6 +90,13 @@ SPECS = {
             0,
             4096,
             settings_field="max_gpus_per_user",
+        ),
+        SettingSpec("quota.user_max_cpus", float, None, "CPUs one user's jobs may hold at once (empty: no limit)", 0),
+        SettingSpec(
+            "quota.user_max_jobs", int, None, "Jobs and tuning runs one user may run at once (empty: no limit)", 0
+        ),
+        SettingSpec(
+            "metrics.usage_sample_s", float, 10.0, "Seconds between resource samples of a job's workers", 1, 3600
         ),
         SettingSpec("alerts.cpu_percent", float, 90.0, "Node CPU use that raises an alert", 1, 100),
         SettingSpec("alerts.memory_percent", float, 90.0, "Node memory use that raises an alert", 1, 100),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +21,23 @@ from app.cluster import capacity as cluster_capacity
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
-from app.db.models import JobMetric, JobStatus, JobTransition, ModelVersion, TrainingJob, User, utcnow
+from app.db.models import (
+    DatasetVersion,
+    JobMetric,
+    JobStatus,
+    JobTransition,
+    JobUsageSample,
+    ModelVersion,
+    TrainingJob,
+    User,
+    utcnow,
+)
 from app.db.session import session_scope
-from app.services import custom_code, datasets, quality
+from app.services import custom_code, datasets, formats, quality
 from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
 from train_jobs.job_config import TrainConfig
-from train_jobs.templates import tabular_mlp
+from train_jobs.templates import image_cnn, tabular_mlp
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 class Template:
     entrypoint: str  # module run as the Ray job's driver
     code: tuple[str, ...]  # files (from the project root) whose hash is the model's code lineage
+    formats: tuple[str, ...] = formats.TABULAR  # dataset formats it trains on
 
 
 CUSTOM_TEMPLATE = "custom"
@@ -45,10 +58,25 @@ TEMPLATES = {
         code=(
             "train_jobs/train_tabular.py",
             "train_jobs/tabular_loop.py",
+            "train_jobs/epoch_loop.py",
             "train_jobs/runtime.py",
             "train_jobs/job_config.py",
             "train_jobs/templates/tabular_mlp.py",
         ),
+    ),
+    image_cnn.TEMPLATE_NAME: Template(
+        entrypoint="train_jobs.train_image",
+        code=(
+            "train_jobs/train_image.py",
+            "train_jobs/image_loop.py",
+            "train_jobs/augment.py",
+            "train_jobs/epoch_loop.py",
+            "train_jobs/train_tabular.py",
+            "train_jobs/runtime.py",
+            "train_jobs/job_config.py",
+            "train_jobs/templates/image_cnn.py",
+        ),
+        formats=("images",),
     ),
     # The user's uploaded code; its hash is the code's sha256 (see app.services.custom_code).
     CUSTOM_TEMPLATE: Template(entrypoint="train_jobs.train_custom", code=()),
@@ -96,25 +124,28 @@ def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobS
         raise invalid("Give code_hash (from POST /training/code) exactly when the template is 'custom'.")
     if custom:
         custom_code.find(store, spec.code_hash or "")
-    check_cluster_can_host(settings, spec.config)
+    config = template_config(spec.template, spec.config)
+    check_cluster_can_host(settings, config)
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=spec.dataset_version_id)
+        check_template_takes(spec.template, version)
         quality.check_training_allowed(session, version, spec.min_quality_score)
-        frame = datasets.load_frame(store, version)
         try:
-            if custom:  # the code decides what it can train on; the target must exist all the same
-                if spec.config.target_column not in frame.columns:
-                    raise tabular_mlp.InvalidData(f"Target column {spec.config.target_column!r} is not in the data.")
+            if spec.template == image_cnn.TEMPLATE_NAME:
+                check_image_zip(store, version)
+            elif custom:  # the code decides what it can train on; the target must exist all the same
+                if config.target_column not in datasets.load_frame(store, version).columns:
+                    raise tabular_mlp.InvalidData(f"Target column {config.target_column!r} is not in the data.")
             else:
-                tabular_mlp.check_frame(frame, spec.config.target_column, spec.config.task)
-        except tabular_mlp.InvalidData as e:
+                tabular_mlp.check_frame(datasets.load_frame(store, version), config.target_column, config.task)
+        except (tabular_mlp.InvalidData, image_cnn.InvalidData) as e:
             raise invalid(str(e)) from e
         job = TrainingJob(
             name=spec.name,
             owner_id=user.id,
             dataset_version_id=version.id,
             template=spec.template,
-            config=spec.config.model_dump(),
+            config=config.model_dump(),
             priority=spec.priority,
             code_hash=spec.code_hash if custom else code_hash(spec.template),
             status=JobStatus.CREATED,
@@ -135,14 +166,50 @@ def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobS
         return job.id
 
 
-def check_cluster_can_host(settings: Settings, config: TrainConfig) -> None:
+def template_config(template: str, config: TrainConfig) -> TrainConfig:
+    """The config a template runs with (image options filled in for the image template), or a 422 naming the
+    setting it cannot use."""
+    if template == image_cnn.TEMPLATE_NAME:
+        try:
+            return image_cnn.resolve_config(config)
+        except image_cnn.InvalidData as e:
+            raise invalid(str(e)) from e
+    if config.image is not None:
+        raise invalid(f"'image' options apply to the {image_cnn.TEMPLATE_NAME} template only; drop them.")
+    return config
+
+
+def check_template_takes(template: str, version: DatasetVersion) -> None:
+    if version.format in TEMPLATES[template].formats:
+        return
+    if version.format == "images":
+        raise invalid(
+            f"Dataset version {version.id} is an image zip; template {template!r} trains on tabular data (CSV, "
+            f"JSON lines, Parquet). Use template {image_cnn.TEMPLATE_NAME!r} for images."
+        )
+    raise invalid(
+        f"Template {template!r} trains on image zips (one folder per class); dataset version {version.id} is "
+        f"{version.format}. Upload a .zip of class folders, or use template {tabular_mlp.TEMPLATE_NAME!r}."
+    )
+
+
+def check_image_zip(store: ObjectStore, version: DatasetVersion) -> None:
+    """The zip's class folders suit the image template (every image is decoded by the job itself)."""
+    with tempfile.TemporaryDirectory(prefix="aip-images-") as tmp:
+        path = datasets.download_to(store, version, Path(tmp) / "images.zip")
+        with zipfile.ZipFile(path) as archive:
+            image_cnn.check_classes([label for _, label in formats.image_entries(archive.namelist())])
+
+
+def check_cluster_can_host(settings: Settings, config: TrainConfig, copies: int = 1) -> None:
+    """Refuses work that no placement on the cluster could host (`copies` such jobs at once: a tuning run)."""
     from app.services.scheduler import never_fits
 
     try:
         nodes = cluster_capacity.read(settings).nodes
     except AipError:
         return  # the cluster is unreachable now; the scheduler checks again before starting the job
-    reason = never_fits(config, nodes)
+    reason = never_fits(config, nodes, copies)
     if reason:
         raise invalid(reason)
 
@@ -232,6 +299,7 @@ def delete_job(settings: Settings, store: ObjectStore, *, user: User, job_id: in
         # Registered versions keep their lineage (config, metrics, code) but no longer point at the job.
         session.execute(update(ModelVersion).where(ModelVersion.training_job_id == job_id).values(training_job_id=None))
         session.execute(delete(JobMetric).where(JobMetric.job_id == job_id))
+        session.execute(delete(JobUsageSample).where(JobUsageSample.job_id == job_id))
         session.execute(delete(JobTransition).where(JobTransition.job_id == job_id))
         session.delete(job)
     # Storage after the rows: a failure here leaves unreferenced objects, never a row pointing at nothing.

@@ -1,6 +1,7 @@
-"""Tuning runs (Ray Tune): validation, submission, stop, trials, reconciliation.
+"""Tuning runs (Ray Tune): validation, queueing, stop, trials, reconciliation.
 
-A run is one Ray job (`python -m train_jobs.tune_tabular RUN_ID`); its trials are rows the job's Tune callback
+A run waits in the training queue (app.services.scheduler) like a job, for room for `max_concurrent_trials` trials,
+then runs as one Ray job (`python -m train_jobs.tune_tabular RUN_ID`); its trials are rows the job's Tune callback
 keeps up to date. The best trial registers a DRAFT model version.
 """
 
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
-from app.core.errors import AipError, conflict, forbidden, invalid, not_found
+from app.core.errors import conflict, forbidden, invalid, not_found
 from app.db.models import JobStatus, TuningRun, TuningTrial, User, utcnow
 from app.db.session import session_scope
 from app.services import datasets, training
@@ -35,6 +36,7 @@ class TuneSpec:
     template: str
     config: TrainConfig
     search: SearchConfig
+    priority: int = 0
 
 
 def submission_id(run_id: int) -> str:
@@ -42,14 +44,22 @@ def submission_id(run_id: int) -> str:
 
 
 def create_run(settings: Settings, store: ObjectStore, *, user: User, spec: TuneSpec) -> int:
-    """Validates the run (template, data, space, resources per trial), records it and hands it to Ray."""
+    """Validates the run (template, data, space, resources per trial and for the trials at once) and queues it."""
     if spec.template not in training.TEMPLATES:
         raise invalid(f"Unknown template {spec.template!r}; available: {', '.join(training.TEMPLATES)}.")
+    if spec.template != tabular_mlp.TEMPLATE_NAME:  # the trials train the tabular model whatever the template says
+        raise invalid(
+            f"Tuning supports the {tabular_mlp.TEMPLATE_NAME!r} template only, for now; train {spec.template!r}"
+            " with a training job, or tune with 'template': 'tabular_mlp'."
+        )
     try:
         search = spec.search.resolve(spec.config)
     except ValueError as e:
         raise invalid(str(e)) from e
-    training.check_cluster_can_host(settings, spec.config)
+    from app.services.scheduler import concurrent_trials
+
+    training.check_cluster_can_host(settings, spec.config)  # one trial's workers, then all trials at once
+    training.check_cluster_can_host(settings, spec.config, copies=concurrent_trials(search))
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=spec.dataset_version_id)
         try:
@@ -64,20 +74,13 @@ def create_run(settings: Settings, store: ObjectStore, *, user: User, spec: Tune
             config=spec.config.model_dump(),
             search=search.model_dump(),
             status=JobStatus.QUEUED,
+            message="Waiting for the scheduler.",
+            priority=spec.priority,
             code_hash=training.code_hash(spec.template),
         )
         session.add(row)
         session.flush()
-        run_id = row.id
-    try:
-        ray_jobs.submit(settings, submission_id=submission_id(run_id), module=ENTRYPOINT, args=[str(run_id)])
-    except AipError:
-        with session_scope(settings.database_url) as session:
-            session.execute(delete(TuningRun).where(TuningRun.id == run_id))
-        raise
-    with session_scope(settings.database_url) as session:
-        session.get_one(TuningRun, run_id).ray_job_id = submission_id(run_id)
-    return run_id
+        return row.id
 
 
 def get_run(session: Session, *, user: User, run_id: int) -> TuningRun:
@@ -140,7 +143,7 @@ def reconcile(settings: Settings, store: ObjectStore) -> None:
     """Closes runs whose Ray job ended without recording it or vanished; keeps logs of ended runs."""
     with session_scope(settings.database_url) as session:
         for row in session.scalars(
-            select(TuningRun).where(TuningRun.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            select(TuningRun).where(TuningRun.status.in_([JobStatus.STARTING, JobStatus.RUNNING]))
         ).all():
             if not row.ray_job_id:
                 continue

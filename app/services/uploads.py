@@ -2,9 +2,21 @@
 sha256) arrive in any order and in parallel; completion composes them, verifies the whole-file hash and records an
 immutable, content-addressed dataset version.
 
-Parts live under `uploads/<session id>/` until the session completes, is aborted or expires; every path that ends
-a session removes them. A part is written before its row: a part whose session ended meanwhile is removed by the
-writer itself (it re-checks the session under a row lock), so no sequence of requests leaves one behind.
+Two modes, one set of semantics (which chunks are stored, resume, abort, expiry, completion checks):
+- api: chunks come through the API and are stored as objects under `uploads/<session id>/`.
+- direct (S3 storage, chunks of at least 5 MiB): the session is an S3 multipart upload into the staging object
+  `uploads/<session id>/staged`. The client asks for a presigned URL per chunk, whose signature binds the chunk's
+  sha256 and length (S3 refuses other bytes), PUTs the chunk straight to S3 and reports it; the platform checks
+  the part's size and ETag with S3 before recording it. Completion joins exactly the recorded parts (S3 checks
+  their ETags and checksums), reads the staged object once to verify the whole-file sha256, and only then copies
+  it to its content-addressed blob, so unverified bytes never sit under another user's blob key. A real multipart
+  upload (rather than presigned PUTs of part objects) costs one server-side copy instead of a compose of N
+  objects, and aborting it drops every part, including ones a client sent after the session ended.
+
+Parts live under `uploads/<session id>/` (or in the session's multipart upload) until the session completes, is
+aborted or expires; every path that ends a session removes them. A part is written before its row: a part whose
+session ended meanwhile is removed by the writer itself (it re-checks the session under a row lock), so no
+sequence of requests leaves one behind.
 """
 
 from __future__ import annotations
@@ -16,10 +28,13 @@ import re
 import secrets
 import tempfile
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
+from minio.error import S3Error
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -30,12 +45,18 @@ from app.db.session import session_scope
 from app.services import datasets, formats
 from app.services.access import can_write
 from app.storage import ObjectStore
+from app.storage.s3 import PartsRejected, S3Store, sha256_b64
 
 MIN_CHUNK_BYTES = 1024
 MAX_CHUNKS = 10_000
 S3_MIN_PART_BYTES = 5 << 20
 COMPOSE_PREFETCH = 4
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class UploadMode(StrEnum):
+    API = "api"
+    DIRECT = "direct"
 
 
 class UploadStatus(StrEnum):
@@ -52,6 +73,35 @@ def part_prefix(upload_id: str) -> str:
 
 def part_key(upload_id: str, index: int) -> str:
     return f"{part_prefix(upload_id)}{index:06d}"
+
+
+def staged_key(upload_id: str) -> str:
+    """Where a direct upload's multipart upload assembles the file before its hash is verified."""
+    return f"{part_prefix(upload_id)}staged"
+
+
+def _choose_mode(
+    settings: Settings, store: ObjectStore | None, wanted: str, num_chunks: int, chunk_size: int
+) -> UploadMode:
+    if wanted not in ("auto", *UploadMode):
+        raise invalid(f"Unknown upload mode {wanted!r}: use 'auto', 'api' or 'direct'.")
+    possible = isinstance(store, S3Store) and settings.upload_direct
+    # S3 wants every part but the last to have at least 5 MiB.
+    parts_fit = num_chunks == 1 or chunk_size >= S3_MIN_PART_BYTES
+    if wanted == UploadMode.DIRECT:
+        if not possible:
+            raise invalid(
+                "Direct uploads need S3 storage (AIP_STORAGE_URL=s3://...) with AIP_UPLOAD_DIRECT on; "
+                "use mode 'api' or 'auto'."
+            )
+        if not parts_fit:
+            raise invalid(
+                f"chunk_size {chunk_size} is too small for a direct upload: S3 needs parts of at least "
+                f"{S3_MIN_PART_BYTES} bytes (5 MiB) except the last; use a larger chunk_size or mode 'api'."
+            )
+    if wanted != UploadMode.API and possible and parts_fit:
+        return UploadMode.DIRECT
+    return UploadMode.API
 
 
 def check_sha256(value: str, what: str) -> str:
@@ -76,8 +126,11 @@ def create_session(
     size_bytes: int,
     sha256: str,
     chunk_size: int,
+    mode: str = "auto",
+    store: ObjectStore | None = None,
 ) -> str:
-    """Opens an upload session, or returns the open one for the same file (so a re-run resumes it)."""
+    """Opens an upload session, or returns the open one for the same file (so a re-run resumes it, in the mode
+    it was opened with). `mode`: "direct" (S3 `store` only), "api", or "auto" (direct where possible)."""
     name = formats.safe_file_name(file_name)
     formats.detect(name)
     sha256 = check_sha256(sha256, "file's sha256")
@@ -89,36 +142,52 @@ def create_session(
     num_chunks = max(1, math.ceil(size_bytes / chunk_size))
     if num_chunks > MAX_CHUNKS:
         raise invalid(f"{num_chunks} chunks is too many (at most {MAX_CHUNKS}); use a larger chunk_size.")
-    with session_scope(settings.database_url) as session:
-        datasets.writable_dataset(session, user=user, dataset_id=dataset_id)
-        existing = session.scalar(
-            select(UploadSession).where(
-                UploadSession.dataset_id == dataset_id,
-                UploadSession.owner_id == user.id,
-                UploadSession.file_name == name,
-                UploadSession.sha256 == sha256,
-                UploadSession.size_bytes == size_bytes,
-                UploadSession.chunk_size == chunk_size,
-                UploadSession.status == UploadStatus.OPEN,
+    chosen = _choose_mode(settings, store, mode, num_chunks, chunk_size)
+    started: tuple[str, str] | None = None  # a multipart upload begun for a new session, until its row commits
+    try:
+        with session_scope(settings.database_url) as session:
+            datasets.writable_dataset(session, user=user, dataset_id=dataset_id)
+            existing = session.scalar(
+                select(UploadSession).where(
+                    UploadSession.dataset_id == dataset_id,
+                    UploadSession.owner_id == user.id,
+                    UploadSession.file_name == name,
+                    UploadSession.sha256 == sha256,
+                    UploadSession.size_bytes == size_bytes,
+                    UploadSession.chunk_size == chunk_size,
+                    UploadSession.status == UploadStatus.OPEN,
+                )
             )
-        )
-        if existing is not None:
-            existing.updated_at = utcnow()
-            return existing.id
-        datasets.check_size(settings, session, user=user, size=size_bytes, file_name=name)
-        upload = UploadSession(
-            id=secrets.token_hex(16),
-            dataset_id=dataset_id,
-            owner_id=user.id,
-            file_name=name,
-            size_bytes=size_bytes,
-            sha256=sha256,
-            chunk_size=chunk_size,
-            num_chunks=num_chunks,
-            status=UploadStatus.OPEN,
-        )
-        session.add(upload)
-        return upload.id
+            if existing is not None:
+                existing.updated_at = utcnow()
+                return existing.id
+            datasets.check_size(settings, session, user=user, size=size_bytes, file_name=name)
+            upload_id, multipart_id = secrets.token_hex(16), None
+            if chosen == UploadMode.DIRECT:
+                assert isinstance(store, S3Store)
+                multipart_id = store.create_multipart(staged_key(upload_id))
+                started = (staged_key(upload_id), multipart_id)
+            session.add(
+                UploadSession(
+                    id=upload_id,
+                    mode=chosen,
+                    multipart_id=multipart_id,
+                    dataset_id=dataset_id,
+                    owner_id=user.id,
+                    file_name=name,
+                    size_bytes=size_bytes,
+                    sha256=sha256,
+                    chunk_size=chunk_size,
+                    num_chunks=num_chunks,
+                    status=UploadStatus.OPEN,
+                )
+            )
+            return upload_id
+    except BaseException:
+        if started is not None:  # the row did not commit: nothing references the multipart upload
+            assert isinstance(store, S3Store)
+            store.abort_multipart(*started)
+        raise
 
 
 def get_session(session: Session, *, user: User, upload_id: str, dataset_id: int | None = None) -> UploadSession:
@@ -158,6 +227,43 @@ def _require_open(upload: UploadSession) -> None:
         )
 
 
+def _check_index(upload: UploadSession, index: int) -> None:
+    if not 0 <= index < upload.num_chunks:
+        raise invalid(f"Chunk index {index} is out of range: this upload has chunks 0 to {upload.num_chunks - 1}.")
+
+
+def _unchanged(session: Session, upload_id: str, index: int, sha256: str) -> bool:
+    """True when the chunk is stored already with this content (sending it again is a no-op)."""
+    stored = session.get(UploadChunk, (upload_id, index))
+    if stored is not None and stored.sha256 != sha256:
+        raise conflict(f"Chunk {index} is already stored with other content (sha256 {stored.sha256}).")
+    return stored is not None
+
+
+def _direct_store(store: ObjectStore, upload: UploadSession) -> S3Store:
+    if not isinstance(store, S3Store) or upload.multipart_id is None:
+        raise conflict(f"Upload {upload.id} is not a direct upload on this storage; start a new upload session.")
+    return store
+
+
+def _record_chunk(
+    settings: Settings, store: ObjectStore, upload_id: str, index: int, size: int, sha256: str, etag: str | None
+) -> None:
+    """Adds the row of a chunk whose bytes are stored; if the session ended meanwhile, drops those bytes."""
+    with session_scope(settings.database_url) as session:
+        upload = _locked(session, upload_id)
+        if upload is None or upload.status != UploadStatus.OPEN:
+            if etag is None:
+                store.delete(part_key(upload_id, index))
+            # A direct part is dropped with its multipart upload, which ending the session aborted.
+            if upload is None:
+                raise not_found("Upload session", upload_id)
+            _require_open(upload)
+        if session.get(UploadChunk, (upload_id, index)) is None:
+            session.add(UploadChunk(session_id=upload_id, index=index, size_bytes=size, sha256=sha256, etag=etag))
+        upload.updated_at = utcnow()
+
+
 def put_chunk(
     settings: Settings,
     store: ObjectStore,
@@ -169,35 +275,114 @@ def put_chunk(
     data: bytes,
     sha256: str,
 ) -> None:
-    """Stores one chunk after checking its range, length and checksum. Sending a stored chunk again is a no-op."""
+    """Stores one chunk after checking its range, length and checksum. Sending a stored chunk again is a no-op.
+    A direct session takes chunks this way too: the platform sends them on to S3 as parts."""
     sha256 = check_sha256(sha256, "chunk's sha256 (header X-Chunk-Sha256)")
     with session_scope(settings.database_url) as session:
         upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
         _require_open(upload)
-        if not 0 <= index < upload.num_chunks:
-            raise invalid(f"Chunk index {index} is out of range: this upload has chunks 0 to {upload.num_chunks - 1}.")
+        _check_index(upload, index)
         expected = chunk_length(upload, index)
         if len(data) != expected:
             raise invalid(f"Chunk {index} has {len(data)} bytes; it must have {expected} (chunk_size and file size).")
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
             raise invalid(f"Chunk {index} does not match its checksum: its sha256 is {actual}, you sent {sha256}.")
-        stored = session.get(UploadChunk, (upload_id, index))
-        if stored is not None:
-            if stored.sha256 != sha256:
-                raise conflict(f"Chunk {index} is already stored with other content (sha256 {stored.sha256}).")
+        if _unchanged(session, upload_id, index, sha256):
             return
-    store.put_bytes(part_key(upload_id, index), data)
+        direct = _direct_store(store, upload) if upload.mode == UploadMode.DIRECT else None
+        multipart_id = upload.multipart_id
+    etag = None
+    if direct is not None and multipart_id is not None:
+        try:
+            etag = direct.upload_part(staged_key(upload_id), multipart_id, index + 1, data, sha256)
+        except S3Error as e:
+            if e.code == "NoSuchUpload":  # the session ended while the part was sent
+                raise conflict(f"Upload {upload_id} has ended; start a new upload session.") from e
+            raise
+    else:
+        store.put_bytes(part_key(upload_id, index), data)
+    _record_chunk(settings, store, upload_id, index, len(data), sha256, etag)
+
+
+def part_url(
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    user: User,
+    dataset_id: int,
+    upload_id: str,
+    index: int,
+    sha256: str,
+) -> dict[str, Any]:
+    """A short-lived presigned URL to PUT chunk `index` straight to S3, valid only for bytes with this sha256
+    and the chunk's length."""
+    sha256 = check_sha256(sha256, "chunk's sha256")
     with session_scope(settings.database_url) as session:
-        upload = _locked(session, upload_id)
-        if upload is None or upload.status != UploadStatus.OPEN:
-            store.delete(part_key(upload_id, index))  # the session ended while the part was written
-            if upload is None:
-                raise not_found("Upload session", upload_id)
-            _require_open(upload)
-        if session.get(UploadChunk, (upload_id, index)) is None:
-            session.add(UploadChunk(session_id=upload_id, index=index, size_bytes=len(data), sha256=sha256))
-        upload.updated_at = utcnow()
+        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
+        _require_open(upload)
+        if upload.mode != UploadMode.DIRECT:
+            raise invalid(
+                f"Upload {upload_id} sends its chunks through the API (mode {upload.mode}): "
+                f"PUT them to .../upload/{upload_id}/chunk/{{index}}."
+            )
+        _check_index(upload, index)
+        _unchanged(session, upload_id, index, sha256)
+        direct = _direct_store(store, upload)
+        size, multipart_id = chunk_length(upload, index), upload.multipart_id
+        # Read-only: the part's report, not its URL, marks the session as active (one write per chunk, as in api).
+    assert multipart_id is not None
+    ttl = settings.upload_url_ttl_s
+    url, headers = direct.presign_part(staged_key(upload_id), multipart_id, index + 1, sha256, size, ttl)
+    return {"index": index, "url": url, "headers": headers, "expires_at": utcnow() + dt.timedelta(seconds=ttl)}
+
+
+def report_part(
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    user: User,
+    dataset_id: int,
+    upload_id: str,
+    index: int,
+    size_bytes: int,
+    sha256: str,
+    etag: str,
+) -> None:
+    """Records a chunk the client PUT to its presigned URL, after checking with S3 that the part is there with
+    this size and ETag (S3 verified its sha256 against the signed checksum). Reporting it again is a no-op."""
+    sha256 = check_sha256(sha256, "chunk's sha256")
+    etag = etag.strip().strip('"')
+    with session_scope(settings.database_url) as session:
+        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
+        _require_open(upload)
+        _check_index(upload, index)
+        expected = chunk_length(upload, index)
+        if size_bytes != expected:
+            raise invalid(f"Chunk {index} has {size_bytes} bytes; it must have {expected} (chunk_size and file size).")
+        if _unchanged(session, upload_id, index, sha256):
+            return
+        direct = _direct_store(store, upload)
+        multipart_id = upload.multipart_id
+    assert multipart_id is not None
+    try:
+        part = direct.part(staged_key(upload_id), multipart_id, index + 1)
+    except S3Error as e:
+        if e.code == "NoSuchUpload":
+            raise conflict(f"Upload {upload_id} has ended; start a new upload session.") from e
+        raise
+    if part is None:
+        raise invalid(f"S3 has no part for chunk {index}: PUT it to its URL first (ask for a new URL if it expired).")
+    if part.size != expected:
+        raise invalid(f"S3 holds {part.size} bytes for chunk {index}; it must have {expected}. Send the chunk again.")
+    if part.etag != etag:
+        raise invalid(
+            f"Chunk {index}'s ETag in S3 is {part.etag}, not {etag}: report the ETag S3 answered your PUT with "
+            "(or send the chunk again)."
+        )
+    if part.sha256_b64 is not None and part.sha256_b64 != sha256_b64(sha256):
+        raise invalid(f"Chunk {index} in S3 does not have sha256 {sha256}; send the chunk again.")
+    _record_chunk(settings, store, upload_id, index, size_bytes, sha256, part.etag)
 
 
 def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int, upload_id: str) -> int:
@@ -218,7 +403,13 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
             raise invalid(f"Upload {upload_id} lacks {len(missing)} of {upload.num_chunks} chunks: {shown}.")
         name, fmt, declared, size = upload.file_name, formats.detect(upload.file_name), upload.sha256, upload.size_bytes
         reuse_key = reuse.storage_key if reuse is not None else None
-        num_chunks, chunk_size = upload.num_chunks, upload.chunk_size
+        num_chunks, chunk_size, multipart_id = upload.num_chunks, upload.chunk_size, upload.multipart_id
+        parts = [
+            (chunk.index + 1, chunk.etag or "", chunk.sha256)
+            for chunk in session.scalars(
+                select(UploadChunk).where(UploadChunk.session_id == upload_id).order_by(UploadChunk.index)
+            )
+        ]
         # Claimed by a conditional UPDATE, so two concurrent completions cannot both proceed (SQLite has no row
         # locks; elsewhere the lock above already serialises them).
         claimed = session.execute(
@@ -231,11 +422,15 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
     try:
         with tempfile.TemporaryDirectory(prefix="aip-compose-") as tmp:
             path = Path(tmp) / "data"
+            place_blob = None
             if reuse_key is not None:
                 store.download(reuse_key, path)
                 digest = _sha256_file(path)
+            elif multipart_id is not None:
+                digest = _assemble_direct(_direct(store), upload_id, multipart_id, parts, path)
             else:
                 digest = _compose(store, upload_id, num_chunks, path)
+                place_blob = _server_side_compose(store, upload_id, num_chunks, chunk_size)
             if path.stat().st_size != size or digest != declared:
                 raise invalid(
                     f"The composed file has {path.stat().st_size} bytes and sha256 {digest}, but the upload declared "
@@ -247,24 +442,32 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
                 done.status, done.version_id, done.updated_at = UploadStatus.COMPLETED, version.id, utcnow()
                 session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
 
-            version_id = datasets.record_version(
-                settings,
-                store,
-                dataset_id=dataset_id,
-                file_name=name,
-                fmt=fmt,
-                path=path,
-                sha256=digest,
-                on_commit=close,
-                place_blob=lambda key: _server_side_compose(store, upload_id, num_chunks, chunk_size, key),
-            )
-    except _LostPart as e:  # storage lost a part (e.g. restored from backup): forget it, so the client resends it
+            def record(place_blob: Callable[[str], bool] | None) -> int:
+                return datasets.record_version(
+                    settings,
+                    store,
+                    dataset_id=dataset_id,
+                    file_name=name,
+                    fmt=fmt,
+                    path=path,
+                    sha256=digest,
+                    on_commit=close,
+                    place_blob=place_blob,
+                )
+
+            if reuse_key is None and multipart_id is not None:
+                version_id = _record_direct(settings, _direct(store), upload_id, digest, record)
+            else:
+                version_id = record(place_blob)
+    except _LostPart as e:  # storage lost parts (e.g. restored from backup): forget them, so the client resends
         with session_scope(settings.database_url) as session:
             session.execute(
-                delete(UploadChunk).where(UploadChunk.session_id == upload_id, UploadChunk.index == e.index)
+                delete(UploadChunk).where(UploadChunk.session_id == upload_id, UploadChunk.index.in_(e.indexes))
             )
         _reopen(settings, upload_id)
-        raise conflict(f"Chunk {e.index} of upload {upload_id} is missing from storage; send it again.") from e
+        shown = ", ".join(map(str, e.indexes[:20])) + (" ..." if len(e.indexes) > 20 else "")
+        what = f"Chunk {shown} is" if len(e.indexes) == 1 else f"Chunks {shown} are"
+        raise conflict(f"{what} missing from storage (upload {upload_id}); send again.") from e
     except AipError as e:
         if e.code is ErrorCode.INVALID_INPUT:  # the bytes themselves are wrong: this session cannot succeed
             _end(settings, store, upload_id, UploadStatus.ABORTED, e.message)
@@ -274,14 +477,73 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
     except BaseException:
         _reopen(settings, upload_id)  # e.g. storage unreachable: the client may call complete again
         raise
-    store.delete_prefix(part_prefix(upload_id))
+    discard_stored(store, upload_id, multipart_id)
     return version_id
 
 
 class _LostPart(Exception):
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
+    def __init__(self, indexes: list[int]) -> None:
+        super().__init__(indexes)
+        self.indexes = indexes
+
+
+def _direct(store: ObjectStore) -> S3Store:
+    if not isinstance(store, S3Store):
+        raise conflict("This direct upload's storage is no longer S3; start a new upload session.")
+    return store
+
+
+def _assemble_direct(
+    store: S3Store, upload_id: str, multipart_id: str, parts: list[tuple[int, str, str]], dest: Path
+) -> str:
+    """Joins the recorded parts into the staged object (not yet a blob: its hash is unverified), then reads it
+    once into `dest`, hashing as it goes; returns the sha256."""
+    staged = staged_key(upload_id)
+    if not store.exists(staged):  # else an earlier completion joined the parts and then failed: reuse them
+        try:
+            store.complete_multipart(staged, multipart_id, parts)
+        except PartsRejected as e:
+            try:
+                held = {p.number: p.etag for p in store.list_parts(staged, multipart_id, limit=MAX_CHUNKS)}
+            except S3Error as gone:
+                if gone.code != "NoSuchUpload":
+                    raise
+                raise invalid(
+                    f"The storage no longer holds the parts of upload {upload_id}; the session was aborted. "
+                    "Upload the file again."
+                ) from e
+            lost = [number - 1 for number, etag, _ in parts if held.get(number) != etag]
+            raise _LostPart(lost or [number - 1 for number, _, _ in parts]) from e
+    try:
+        return store.download_hashing(staged, dest)
+    except KeyError as e:  # removed since it was joined: the parts went with the multipart upload
+        raise invalid(f"The storage lost the joined file of upload {upload_id}; upload the file again.") from e
+
+
+def _record_direct(
+    settings: Settings, store: S3Store, upload_id: str, digest: str, record: Callable[[Callable[[str], bool]], int]
+) -> int:
+    """Records the version of a verified staged file. The copy to its blob (inside S3) runs while the format is
+    checked, as the bytes are verified already; if the version is not recorded, a blob nobody references goes."""
+    key = datasets.blob_key(digest)
+    if store.exists(key):
+        return record(lambda _key: False)
+    with ThreadPoolExecutor(1, thread_name_prefix="aip-copy") as pool:
+        copying = pool.submit(store.copy, staged_key(upload_id), key)
+        try:
+            return record(lambda _key: copying.result() is None)
+        except BaseException:
+            copying.exception()  # waits: the copy must not land after the clean-up
+            datasets.remove_unreferenced(settings, store, [key])
+            raise
+
+
+def discard_stored(store: ObjectStore, upload_id: str, multipart_id: str | None) -> None:
+    """Removes everything a session stored: part objects, the staged file and its S3 multipart upload (aborted
+    first, so a part still on its way cannot land after the objects were listed)."""
+    if multipart_id is not None and isinstance(store, S3Store):
+        store.abort_multipart(staged_key(upload_id), multipart_id)
+    store.delete_prefix(part_prefix(upload_id))
 
 
 def _reopen(settings: Settings, upload_id: str) -> None:
@@ -293,19 +555,21 @@ def _reopen(settings: Settings, upload_id: str) -> None:
         )
 
 
-def _server_side_compose(store: ObjectStore, upload_id: str, num_chunks: int, chunk_size: int, key: str) -> bool:
-    """On S3, composes the parts into `key` inside the server, so the file's bytes cross the network once less.
+def _server_side_compose(store: ObjectStore, upload_id: str, num_chunks: int, chunk_size: int) -> Callable[[str], bool]:
+    """On S3, composes the parts into the blob inside the server, so the file's bytes cross the network once less.
     S3 wants every part but the last to have at least 5 MiB; smaller chunks are stored from the composed file."""
-    from app.storage.s3 import S3Store
 
-    if not isinstance(store, S3Store) or (num_chunks > 1 and chunk_size < S3_MIN_PART_BYTES):
-        return False
-    from minio.commonconfig import ComposeSource
+    def place(key: str) -> bool:
+        if not isinstance(store, S3Store) or (num_chunks > 1 and chunk_size < S3_MIN_PART_BYTES):
+            return False
+        from minio.commonconfig import ComposeSource
 
-    # The store's object names (its prefix applied), as its own methods use them.
-    sources = [ComposeSource(store.bucket, store._name(part_key(upload_id, i))) for i in range(num_chunks)]
-    store.client.compose_object(store.bucket, store._name(key), sources)
-    return True
+        # The store's object names (its prefix applied), as its own methods use them.
+        sources = [ComposeSource(store.bucket, store._name(part_key(upload_id, i))) for i in range(num_chunks)]
+        store.client.compose_object(store.bucket, store._name(key), sources)
+        return True
+
+    return place
 
 
 def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path) -> str:
@@ -317,7 +581,7 @@ def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path) ->
         try:
             return store.get_bytes(part_key(upload_id, index))
         except KeyError as e:
-            raise _LostPart(index) from e
+            raise _LostPart([index]) from e
 
     with dest.open("wb") as out, ThreadPoolExecutor(COMPOSE_PREFETCH) as pool:
         pending = deque(pool.submit(fetch, i) for i in range(min(COMPOSE_PREFETCH, num_chunks)))
@@ -353,8 +617,9 @@ def _end(settings: Settings, store: ObjectStore, upload_id: str, status: UploadS
         if upload is None or upload.status == UploadStatus.COMPLETED:
             return
         upload.status, upload.message, upload.updated_at = status, message[:1000], utcnow()
+        multipart_id = upload.multipart_id
         session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
-    store.delete_prefix(part_prefix(upload_id))
+    discard_stored(store, upload_id, multipart_id)
 
 
 def expire_stale(settings: Settings, store: ObjectStore, *, now: dt.datetime | None = None) -> list[str]:

@@ -30,6 +30,7 @@ def open_store(settings: Settings) -> ObjectStore:
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
             secure=settings.s3_secure,
+            public_endpoint=settings.s3_public_endpoint,
         )
     raise ValueError(
         f"Unknown storage URL scheme {parsed.scheme!r} in AIP_STORAGE_URL; use one of: "

@@ -18,6 +18,7 @@ from app.services.pipeline_transform import fit_transform, transform
 from app.services.quality_checks import QualityConfig, check
 from app.storage import open_store
 from tests.app.services.test_quality_checks import messy_csv
+from tests.train_jobs.test_streaming_fit import assert_state_equal
 from tests.utils.factories import TARGET, breast_cancer_split
 from train_jobs.artifacts import load_artifact
 from train_jobs.templates.tabular_mlp import predict
@@ -95,7 +96,9 @@ def test_pipeline_job_then_train_and_serve_raw_rows(admin: Client, platform_sett
         STEPS, pd.read_csv(path), {"target": TARGET, "categorical": ["texture band"]}
     )
     state = json.loads(store.get_bytes(made["state_key"]))
-    assert state == json.loads(json.dumps(reference_state))
+    # Ray Data reads the file as several blocks: order statistics and categories are exact, merged sums agree to
+    # the last bits.
+    assert_state_equal(state, json.loads(json.dumps(reference_state)))
     produced = pd.read_parquet(io.BytesIO(store.get_bytes(datasets.blob_key(made["sha256"]))))
     pd.testing.assert_frame_equal(produced, reference.reset_index(drop=True), check_dtype=False, atol=1e-12, rtol=0)
     assert {"texture band_rough", "texture band_smooth"} <= set(produced.columns)

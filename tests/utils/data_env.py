@@ -20,6 +20,7 @@ from app.db.models import UploadChunk, UploadSession, User
 from app.db.session import session_scope, upgrade_schema
 from app.services import datasets, uploads
 from app.storage import ObjectStore, open_store
+from app.storage.s3 import S3Store
 from tests.utils.databases import clean_database, reset_engines, selected_backends
 from tests.utils.seaweedfs import SeaweedFS
 
@@ -68,18 +69,29 @@ class DataEnv:
         )
 
     def stored_keys(self) -> set[str]:
-        return set(self.store.list("datasets/")) | set(self.store.list("uploads/"))
+        """Objects, plus S3 multipart uploads that were neither completed nor aborted (as `multipart:KEY:ID`)."""
+        keys = set(self.store.list("datasets/")) | set(self.store.list("uploads/"))
+        if isinstance(self.store, S3Store):
+            keys |= {f"multipart:{key}:{upload}" for key, upload in self.store.list_multipart_uploads("uploads/")}
+        return keys
 
     def referenced_keys(self) -> set[str]:
-        """Version blobs and states, plus the parts of chunks that open sessions have recorded."""
+        """Version blobs and states, plus the parts of chunks that open sessions have recorded and the multipart
+        uploads of open direct sessions."""
         with session_scope(self.settings.database_url) as session:
             keys = datasets.referenced_keys(session)
             rows = session.execute(
                 select(UploadChunk.session_id, UploadChunk.index)
                 .join(UploadSession, UploadSession.id == UploadChunk.session_id)
-                .where(UploadSession.status == uploads.UploadStatus.OPEN)
+                .where(UploadSession.status == uploads.UploadStatus.OPEN, UploadSession.multipart_id.is_(None))
             )
             keys |= {uploads.part_key(session_id, index) for session_id, index in rows}
+            direct = session.execute(
+                select(UploadSession.id, UploadSession.multipart_id).where(
+                    UploadSession.status == uploads.UploadStatus.OPEN, UploadSession.multipart_id.is_not(None)
+                )
+            )
+            keys |= {f"multipart:{uploads.staged_key(upload_id)}:{multipart}" for upload_id, multipart in direct}
         return keys
 
     def assert_no_orphans(self) -> None:

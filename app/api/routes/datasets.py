@@ -47,6 +47,12 @@ def get_dataset(dataset_id: int, session: SessionDep, user: User = Depends(requi
     return datasets.get_dataset(session, user=user, dataset_id=dataset_id)
 
 
+@router.get("/{dataset_id}/version", response_model=list[DatasetVersionDetail])
+def list_versions(dataset_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+    """The dataset's versions, oldest first, with their lineage (parent, pipeline, state)."""
+    return datasets.get_dataset(session, user=user, dataset_id=dataset_id).versions
+
+
 @router.delete("/{dataset_id}", status_code=204)
 def delete_dataset(
     dataset_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))

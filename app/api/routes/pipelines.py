@@ -1,9 +1,12 @@
 """Preprocessing: a dataset's feature configuration, and pipeline runs (Ray jobs) that make new versions."""
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 
-from app.api.deps import SessionDep, SettingsDep, require
+from app.api.deps import SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetPublic, FeatureConfig, PipelineCreate, PipelineRunPublic
+from app.api.schemas_data import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
 from app.services import pipelines
@@ -30,3 +33,33 @@ def start_run(
 @router.get("/pipeline/{run_id}", response_model=PipelineRunPublic)
 def get_run(run_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
     return pipelines.get_run(session, user=user, run_id=run_id)
+
+
+@router.get("/version/{version_id}/pipeline", response_model=list[PipelineRunPublic])
+def list_runs(
+    version_id: int,
+    session: SessionDep,
+    status: DataJobStatus | None = None,
+    user: User = Depends(require("dataset:query")),
+) -> object:
+    """Runs on this version (as their input), newest first."""
+    return pipelines.list_runs(session, user=user, version_id=version_id, status=status)
+
+
+@router.get("/{dataset_id}/pipeline", response_model=list[PipelineRunPublic])
+def list_dataset_runs(
+    dataset_id: int,
+    session: SessionDep,
+    status: DataJobStatus | None = None,
+    user: User = Depends(require("dataset:query")),
+) -> object:
+    """Runs on any version of the dataset, newest first."""
+    return pipelines.list_runs(session, user=user, dataset_id=dataset_id, status=status)
+
+
+@router.get("/version/{version_id}/state")
+def get_state(
+    version_id: int, session: SessionDep, store: StoreDep, user: User = Depends(require("dataset:query"))
+) -> dict[str, Any]:
+    """The fitted state of a pipeline-made version: imputation values, bounds, scaler parameters, vocabularies."""
+    return pipelines.version_state(session, store, user=user, version_id=version_id)

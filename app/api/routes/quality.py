@@ -1,9 +1,10 @@
-"""Quality checks of dataset versions: start one (a Ray job), read reports."""
+"""Quality checks of dataset versions: start one (a Ray job), read and list reports."""
 
 from fastapi import APIRouter, Depends
 
 from app.api.deps import SessionDep, SettingsDep, require
 from app.api.schemas import QualityCreate, QualityReportPublic
+from app.api.schemas_data import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
 from app.services import quality
@@ -21,8 +22,25 @@ def start_check(
 
 
 @router.get("/version/{version_id}/quality", response_model=list[QualityReportPublic])
-def list_reports(version_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
-    return quality.list_reports(session, user=user, version_id=version_id)
+def list_reports(
+    version_id: int,
+    session: SessionDep,
+    status: DataJobStatus | None = None,
+    user: User = Depends(require("dataset:query")),
+) -> object:
+    """The version's reports, newest first."""
+    return quality.list_reports(session, user=user, version_id=version_id, status=status)
+
+
+@router.get("/{dataset_id}/quality", response_model=list[QualityReportPublic])
+def list_dataset_reports(
+    dataset_id: int,
+    session: SessionDep,
+    status: DataJobStatus | None = None,
+    user: User = Depends(require("dataset:query")),
+) -> object:
+    """Reports of every version of the dataset, newest first."""
+    return quality.list_reports(session, user=user, dataset_id=dataset_id, status=status)
 
 
 @router.get("/quality/{report_id}", response_model=QualityReportPublic)

@@ -67,14 +67,18 @@ def list_roles(session: SessionDep, _: User = Depends(require("system:role:list"
 
 @router.post("/role", response_model=RolePublic, status_code=201)
 def create_role(body: RoleCreate, session: SessionDep, _: User = Depends(require("system:role:edit"))) -> object:
-    return roles.create_role(session, name=body.name, description=body.description, permissions=body.permissions)
+    return roles.create_role(
+        session, name=body.name, description=body.description, permissions=body.permissions, limits=body.limits
+    )
 
 
 @router.put("/role/{role_id}", response_model=RolePublic)
 def update_role(
     role_id: int, body: RoleUpdate, session: SessionDep, _: User = Depends(require("system:role:edit"))
 ) -> object:
-    return roles.update_role(session, role_id=role_id, description=body.description, permissions=body.permissions)
+    return roles.update_role(
+        session, role_id=role_id, description=body.description, permissions=body.permissions, limits=body.limits
+    )
 
 
 @router.delete("/role/{role_id}", status_code=204)

@@ -1,6 +1,7 @@
 import datetime as dt
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -138,6 +139,19 @@ def get_metrics(
         max_points=max_points,
     )
     return MetricsPage(job_id=job_id, total_steps=job_metrics.count_steps(session, job_id), points=points)
+
+
+@router.get("/{job_id}/usage")
+def get_usage(
+    job_id: int,
+    session: SessionDep,
+    since: dt.datetime | None = Query(default=None, description="Samples taken at or after (UTC)."),
+    limit: int = Query(default=1000, ge=1, le=100_000, description="The latest samples, at most this many."),
+    user: User = Depends(require("training:job:query")),
+) -> list[dict[str, Any]]:
+    """The job's workers' resource use, sampled every `metrics.usage_sample_s` seconds while it runs."""
+    training.get_job(session, user=user, job_id=job_id)
+    return job_metrics.usage_history(session, job_id, since=_naive_utc(since), limit=limit)
 
 
 def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:

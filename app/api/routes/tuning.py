@@ -31,6 +31,7 @@ def create_run(
         template=body.template,
         config=body.train_config(),
         search=body.search,
+        priority=body.priority,
     )
     run_id = tuning.create_run(settings, store, user=user, spec=spec)
     with session_scope(settings.database_url) as session:

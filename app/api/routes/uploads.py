@@ -1,10 +1,16 @@
-"""Resumable chunked uploads: create a session, PUT chunks (any order, in parallel), complete or abort."""
+"""Resumable chunked uploads: create a session, send chunks (any order, in parallel), complete or abort.
+
+Chunks go through the API (`PUT .../chunk/{index}`) or, when the session's mode is "direct" (S3 storage), straight
+to S3: `POST .../chunk/{index}/url` hands out a short-lived presigned URL, the client PUTs the bytes there and
+reports the part with `POST .../chunk/{index}/done`.
+"""
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, require
-from app.api.schemas import DatasetVersionDetail, UploadCreate, UploadPublic
+from app.api.schemas import DatasetVersionDetail
+from app.api.schemas_upload import PartReport, PartUrlCreate, PartUrlPublic, UploadCreate, UploadPublic
 from app.core.errors import invalid
 from app.db.models import User
 from app.db.session import session_scope
@@ -24,11 +30,18 @@ def _public(session: SessionDep, user: User, dataset_id: int, upload_id: str) ->
 
 @router.post("", response_model=UploadPublic, status_code=201)
 def create_upload(
-    dataset_id: int, body: UploadCreate, settings: SettingsDep, user: User = Depends(require("dataset:upload"))
+    dataset_id: int,
+    body: UploadCreate,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: User = Depends(require("dataset:upload")),
 ) -> UploadPublic:
-    """Opens a session; the same file declared again returns the open session, with the chunks it already has."""
+    """Opens a session; the same file declared again returns the open session, with the chunks it already has.
+    Its `mode` says where the chunks go: through the API, or direct to S3."""
     upload_id = uploads.create_session(
         settings,
+        store=store,
+        mode=body.mode,
         user=user,
         dataset_id=dataset_id,
         file_name=body.file_name,
@@ -71,6 +84,52 @@ async def put_chunk(
             data=data,
             sha256=x_chunk_sha256,
         )
+    )
+    return Response(status_code=204)
+
+
+@router.post("/{upload_id}/chunk/{index}/url", response_model=PartUrlPublic)
+def part_url(
+    dataset_id: int,
+    upload_id: str,
+    index: int,
+    body: PartUrlCreate,
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: User = Depends(require("dataset:upload")),
+) -> PartUrlPublic:
+    """A direct session's presigned URL for one chunk: PUT exactly the chunk's bytes there, with `headers`."""
+    request.state.audit = False  # per chunk, like the chunks themselves
+    request_url = uploads.part_url(
+        settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id, index=index, sha256=body.sha256
+    )
+    return PartUrlPublic.model_validate(request_url)
+
+
+@router.post("/{upload_id}/chunk/{index}/done", status_code=204)
+def report_part(
+    dataset_id: int,
+    upload_id: str,
+    index: int,
+    body: PartReport,
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: User = Depends(require("dataset:upload")),
+) -> Response:
+    """Records a chunk PUT to S3: the platform checks the part's size and ETag with S3 first."""
+    request.state.audit = False  # like chunks through the API: the session's create and complete are audited
+    uploads.report_part(
+        settings,
+        store,
+        user=user,
+        dataset_id=dataset_id,
+        upload_id=upload_id,
+        index=index,
+        size_bytes=body.size_bytes,
+        sha256=body.sha256,
+        etag=body.etag,
     )
     return Response(status_code=204)
 

@@ -108,7 +108,8 @@ function loginView() {
   main.replaceChildren(h("section", {}, h("h2", {}, "Log in"), form));
 }
 
-async function datasetsView() {
+async function datasetsView(versionId) {
+  if (versionId) return versionView(versionId);
   const datasets = await api("GET", "/dataset");
   const create = h("form", { onsubmit: act(async () => {
     const dataset = await api("POST", "/dataset", { name: create.name.value, description: "" });
@@ -124,11 +125,52 @@ async function datasetsView() {
   h("button", { type: "submit" }, "Create"));
   const rows = datasets.map((d) => {
     const latest = d.versions[d.versions.length - 1];
-    return [d.id, d.name, d.versions.length, latest ? `${latest.num_rows} rows, ${latest.columns.length} columns` : "no version", d.created_at.slice(0, 19)];
+    const versions = h("span", { class: "versions" }, d.versions.flatMap((v) => [h("a", { href: `#/datasets/${v.id}` }, `v${v.version}`), " "]));
+    return [d.id, d.name, versions, latest ? `${latest.num_rows} rows, ${latest.columns.length} columns` : "no version", d.created_at.slice(0, 19)];
   });
   main.replaceChildren(
     h("section", {}, h("h2", {}, "Datasets"), table(["Id", "Name", "Versions", "Latest", "Created"], rows)),
     h("section", {}, h("h2", {}, "New dataset"), create));
+}
+
+// One dataset version: its profile (computed once, after upload) and its quality reports, with a check to run.
+async function versionView(id) {
+  const version = await api("GET", `/dataset/version/${id}`);
+  const reports = h("div", { id: "quality-reports" }), score = h("p", { id: "quality-score", class: "muted" });
+  const run = h("button", { id: "run-quality", onclick: act(async () => {
+    const report = await api("POST", `/dataset/version/${id}/quality`, {});
+    score.textContent = `Quality check ${report.id}: ${report.status}`;
+    await refreshReports();
+  }) }, "Run quality check");
+  async function refreshReports() {
+    const found = await api("GET", `/dataset/version/${id}/quality`);
+    reports.replaceChildren(found.length ? table(["Id", "Status", "Score", "Created", "Message"], found.map((r) => [
+      r.id, statusBadge(r.status), r.score === null ? "" : r.score.toFixed(3), r.created_at.slice(0, 19), r.message.slice(0, 80)]))
+      : h("p", { class: "muted" }, "No quality report yet."));
+    const newest = found[0];
+    if (newest && newest.status === "SUCCEEDED") score.textContent = `Score ${newest.score.toFixed(3)} (report ${newest.id})`;
+    else if (newest && newest.status === "FAILED") score.textContent = `Quality check ${newest.id} failed: ${newest.message}`;
+    else if (newest) score.textContent = `Quality check ${newest.id}: ${newest.status}…`;
+    clearInterval(timer);
+    if (newest && !["SUCCEEDED", "FAILED"].includes(newest.status)) timer = setInterval(act(refreshReports), 2000);
+  }
+  const profileBox = h("div", { id: "profile" }, h("p", { class: "muted" }, "Computing the profile…"));
+  main.replaceChildren(
+    h("section", {}, h("h2", {}, `Dataset ${version.dataset_id} · version ${version.version} · ${version.file_name}`),
+      h("p", { class: "muted" }, `${version.num_rows} rows · ${version.format} · sha256 ${version.sha256.slice(0, 12)}`,
+        version.parent_id ? ` · made by pipeline run ${version.pipeline.run_id} from version id ${version.parent_id}` : ""),
+      h("a", { href: "#/datasets" }, "All datasets")),
+    h("section", {}, h("h2", {}, "Profile"), profileBox),
+    h("section", {}, h("h2", {}, "Quality"), run, score, reports));
+  await refreshReports();
+  const profile = await api("GET", `/dataset/version/${id}/profile`);
+  const number = (v) => (typeof v === "number" ? Number(v.toPrecision(6)) : "");
+  profileBox.replaceChildren(profile.column_profiles ? table(
+    ["Column", "Type", "Missing", "Unique", "Min", "Max", "Mean", "Std", "Top values"],
+    profile.column_profiles.map((c) => [c.name, c.dtype, c.missing, `${c.unique ?? ""}${c.approximate ? " (approx.)" : ""}`,
+      number(c.min), number(c.max), number(c.mean), number(c.std),
+      (c.top_values || []).slice(0, 5).map((t) => `${t.value} (${t.count})`).join(", ")]))
+    : table(["Class", "Images"], Object.entries(profile.classes || {})));
 }
 
 async function jobsView() {
@@ -221,7 +263,7 @@ async function route() {
     document.getElementById("who").replaceChildren(me.username, " ", h("button", { class: "plain", onclick: act(async () => {
       await api("POST", "/auth/logout").catch(() => null); session.clear(); route();
     }) }, "Log out"));
-    await (page === "jobs" && id ? jobView(id) : (views[page] || jobsView)());
+    await (page === "jobs" && id ? jobView(id) : (views[page] || jobsView)(id));
   } catch (e) { showError(e.message); }
 }
 

@@ -95,6 +95,7 @@ def test_bad_requests_are_4xx_and_leave_nothing(admin: Client, platform_settings
     messy_frame(3000).to_csv(path, index=False)
     dataset = admin.create_dataset("upload-bad")
     session = declare(admin, dataset["id"], path)
+    assert session["mode"] == "api"  # local storage: chunks go through the API
     base = f"/dataset/{dataset['id']}/upload/{session['id']}"
     chunk = path.read_bytes()[:CHUNK]
     good = {"X-Chunk-Sha256": hashlib.sha256(chunk).hexdigest()}
@@ -116,6 +117,16 @@ def test_bad_requests_are_4xx_and_leave_nothing(admin: Client, platform_settings
                                                                  "sha256": "0" * 64, "chunk_size": 4096}),
             422,
         ),
+        "direct on local storage": (
+            http.post(f"/dataset/{dataset['id']}/upload", json={"file_name": "x.csv", "size_bytes": 10,
+                                                                 "sha256": "0" * 64, "chunk_size": 4096,
+                                                                 "mode": "direct"}),
+            422,
+        ),
+        "part url of an api session": (
+            http.post(f"{base}/chunk/0/url", json={"sha256": hashlib.sha256(chunk).hexdigest()}),
+            422,
+        ),
         "unknown field": (
             http.post(f"/dataset/{dataset['id']}/upload", json={"file_name": "x.csv", "size_bytes": 10,
                                                                  "sha256": "0" * 64, "chunk_size": 4096, "x": 1}),
@@ -127,6 +138,8 @@ def test_bad_requests_are_4xx_and_leave_nothing(admin: Client, platform_settings
         assert response.json()["message"], case
     assert "checksum" in cases["wrong checksum"][0].json()["message"]
     assert "out of range" in cases["index out of range"][0].json()["message"]
+    assert "S3 storage" in cases["direct on local storage"][0].json()["message"]
+    assert "through the API" in cases["part url of an api session"][0].json()["message"]
     assert admin._call("GET", base)["received"] == []
 
     assert http.delete(base).status_code == 204

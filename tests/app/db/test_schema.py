@@ -16,8 +16,9 @@ from sqlalchemy.pool import NullPool
 
 import app.db
 from app.core.errors import AipError, ErrorCode
-from app.db.models import Base, Dataset, DatasetVersion, Model, ModelVersion, TrainingJob, User
+from app.db.models import Base, DatasetVersion, Model, ModelVersion, TrainingJob, User
 from app.db.session import session_scope, upgrade_schema
+from tests.utils.rows import add_dataset_version, add_user
 
 MIGRATIONS = Path(app.db.__file__).parent / "migrations"
 
@@ -43,31 +44,8 @@ def usernames(url: str) -> list[str]:
         return list(s.scalars(select(User.username).order_by(User.username)))
 
 
-def add_user(s: Session, username: str) -> User:
-    user = User(username=username, password_hash="x")
-    s.add(user)
-    s.flush()
-    return user
-
-
-def add_dataset_version(s: Session, owner: User, columns: list[Any]) -> DatasetVersion:
-    dataset = Dataset(name="iris", owner_id=owner.id)
-    s.add(dataset)
-    s.flush()
-    version = DatasetVersion(
-        dataset_id=dataset.id,
-        version=1,
-        file_name="iris.csv",
-        format="csv",
-        storage_key="datasets/1/v1/iris.csv",
-        size_bytes=3 * 2**31,  # BigInteger: past 32 bits
-        sha256="0" * 64,
-        num_rows=150,
-        columns=columns,
-    )
-    s.add(version)
-    s.flush()
-    return version
+def add_iris(s: Session, owner: User, columns: list[Any]) -> DatasetVersion:
+    return add_dataset_version(s, owner, name="iris", size_bytes=3 * 2**31, num_rows=150, columns=columns)  # > 32 bits
 
 
 def test_upgrade_creates_every_model_table(empty_db_url: str) -> None:
@@ -140,7 +118,7 @@ def test_json_columns_round_trip(db_url: str) -> None:
     signature = {"inputs": ["sepal_length"], "target": "species", "classes": ["setosa", "virginica"]}
     with session_scope(db_url) as s:
         owner = add_user(s, "alice")
-        version = add_dataset_version(s, owner, columns)
+        version = add_iris(s, owner, columns)
         job = TrainingJob(
             name="j", owner_id=owner.id, dataset_version_id=version.id, template="tabular_mlp", config=config
         )

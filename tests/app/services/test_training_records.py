@@ -6,31 +6,15 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from app.db.models import Dataset, DatasetVersion, JobStatus, TrainingJob, User
+from app.db.models import JobStatus, TrainingJob
 from app.db.session import session_scope
 from app.services import job_metrics, training
+from tests.utils.rows import add_dataset_version, add_user
 
 
 def add_job(s: Session) -> TrainingJob:
-    user = User(username="alice", password_hash="x")
-    s.add(user)
-    s.flush()
-    dataset = Dataset(name="d", owner_id=user.id)
-    s.add(dataset)
-    s.flush()
-    version = DatasetVersion(
-        dataset_id=dataset.id,
-        version=1,
-        file_name="d.csv",
-        format="csv",
-        storage_key="datasets/1/v1/d.csv",
-        size_bytes=1,
-        sha256="0" * 64,
-        num_rows=1,
-        columns=[],
-    )
-    s.add(version)
-    s.flush()
+    user = add_user(s, "alice")
+    version = add_dataset_version(s, user)
     job = TrainingJob(name="j", owner_id=user.id, dataset_version_id=version.id, template="tabular_mlp", config={})
     s.add(job)
     s.flush()

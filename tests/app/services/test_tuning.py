@@ -1,7 +1,10 @@
-"""A Ray Tune run on the real cluster: trials as rows with their history, ASHA stopping some early, the best
-trial registered as a model version; bad searches refused; a run stopped."""
+"""A Ray Tune run on the real cluster: trials as rows with their history, ASHA stopping some early, PBT handing
+checkpoints between trials, the best trial registered as a model version; bad searches and templates refused; a run
+stopped."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -44,6 +47,10 @@ def version(admin: Client, tmp_path_factory: pytest.TempPathFactory) -> dict:
         ({**SEARCH, "space": {"batch_size": {"type": "choice", "values": []}}}, "non-empty"),
         ({**SEARCH, "grace_period": 9}, "grace_period"),
         ({**SEARCH, "metric": "val_accuracy"}, "is not reported for regression"),
+        ({"space": SEARCH["space"], "scheduler": "pbt", "search_alg": "optuna"}, "'optuna' cannot drive PBT"),
+        ({**SEARCH, "scheduler": "pbt", "search_alg": "random"}, "max_t, reduction_factor: ASHA options"),
+        ({"space": SEARCH["space"], "scheduler": "pbt"}, r"PBT cannot tune \['hidden_units'\]"),
+        ({"space": SEARCH["space"], "perturbation_interval": 2}, "PBT options"),
     ],
 )
 def test_bad_searches_are_refused(admin: Client, version: dict, search: dict, match: str) -> None:
@@ -90,12 +97,77 @@ def test_stop_a_tuning_run(admin: Client, version: dict, platform_settings: Sett
     stopped = admin.stop_tune(run["id"])
     assert stopped["status"] == "STOPPED"
     ended = ("STOPPED", "SUCCEEDED")  # SUCCEEDED: its driver started, saw the run stopped and exited
-    wait_for(
-        lambda: (s := ray_jobs.state(platform_settings, stopped["ray_job_id"])) and s.status in ended,
-        timeout_s=60,
-        what="Ray to end the stopped run",
-    )
+    if stopped["ray_job_id"]:  # else it was stopped in the queue, before the scheduler handed it to Ray
+        wait_for(
+            lambda: (s := ray_jobs.state(platform_settings, stopped["ray_job_id"])) and s.status in ended,
+            timeout_s=60,
+            what="Ray to end the stopped run",
+        )
     assert admin.get_tune(run["id"])["status"] == "STOPPED"
     with pytest.raises(ApiError) as err:
         admin.stop_tune(run["id"])
     assert err.value.status == 409
+
+
+@pytest.mark.parametrize("template", ["image_cnn", "custom"])
+def test_tuning_is_for_the_tabular_template(admin: Client, version: dict, template: str) -> None:
+    before = len(admin.list_tunes())
+    with pytest.raises(ApiError, match="supports the 'tabular_mlp' template only") as err:
+        admin.create_tune(dataset_version_id=version["id"], target_column=TARGET, template=template, search=SEARCH)
+    assert err.value.status == 422
+    assert len(admin.list_tunes()) == before
+
+
+PBT_EPOCHS = 2
+PBT_SEARCH = {
+    # Learning rates apart by orders of magnitude: the trials rank clearly after one epoch.
+    "space": {"learning_rate": {"type": "loguniform", "low": 1e-6, "high": 0.1}},
+    "metric": "val_loss",
+    "scheduler": "pbt",
+    "num_samples": 4,
+    "max_concurrent_trials": 2,
+    "perturbation_interval": 1,
+    # Synchronous, half the population: at the first perturbation point the worse two trials must copy the better
+    # two, whatever order the trials report in.
+    "quantile_fraction": 0.5,
+    "synchronous": True,
+    "seed": 0,
+}
+
+
+def test_pbt_trials_take_over_better_trials_and_the_best_becomes_a_model(admin: Client, version: dict) -> None:
+    run = admin.create_tune(
+        dataset_version_id=version["id"],
+        target_column=TARGET,
+        num_workers=1,
+        batch_size=64,
+        epochs=PBT_EPOCHS,
+        search=PBT_SEARCH,
+    )
+    assert run["search"]["search_alg"] == "random" and run["search"]["hyperparam_mutations"] == ["learning_rate"]
+    done = admin.wait_tune(run["id"], timeout_s=900)
+    assert done["status"] == "SUCCEEDED", done["message"] + admin.tune_logs(run["id"])[-3000:]
+
+    trials = done["trials"]
+    assert len(trials) == PBT_SEARCH["num_samples"]
+    assert all(t["status"] == "SUCCEEDED" for t in trials), [(t["status"], t["message"]) for t in trials]
+    exploits = [
+        (trial["id"], int(donor), int(epoch))
+        for trial in trials
+        for donor, epoch in re.findall(r"Exploited trial (\d+) at epoch (\d+)", trial["message"])
+    ]
+    assert len(exploits) >= 2, [t["message"] for t in trials]
+    # Perturbed at epoch 1 only: at the last epoch there is nothing left to train.
+    assert all(donor in {t["id"] for t in trials} - {trial} and epoch == 1 for trial, donor, epoch in exploits)
+    for trial in (t for t in trials if t["id"] in {e[0] for e in exploits}):
+        # It trained on with its new learning rate (the row's config), not the donor's restored with the optimizer.
+        assert trial["history"][-1]["lr"] == pytest.approx(trial["config"]["learning_rate"])
+    # A trial that went on from a copied checkpoint reports the epochs after the donor's, not from the start.
+    for trial in trials:
+        assert [p["epoch"] for p in trial["history"]] == [p["training_iteration"] for p in trial["history"]]
+
+    best = min((t for t in trials if t["best_value"] is not None), key=lambda t: t["best_value"])
+    assert done["best_trial_id"] == best["id"]
+    model_version = admin.get_model_version(done["model_version_id"])
+    assert model_version["metrics"]["val_loss"] == best["best_value"]
+    assert model_version["lineage"]["search"]["scheduler"] == "pbt"
