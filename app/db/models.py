@@ -199,7 +199,7 @@ class DatasetVersion(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id", ondelete="SET NULL"), nullable=True)
     pipeline: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     state_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # computed once, on first read
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # once, after creation
     dataset: Mapped[Dataset] = relationship(back_populates="versions")
 
 
