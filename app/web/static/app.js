@@ -9,7 +9,21 @@ const session = {
   save(login) { sessionStorage.setItem("access", login.access_token); sessionStorage.setItem("refresh", login.refresh_token); },
   clear() { sessionStorage.clear(); },
 };
-let timer = null;  // the open view's refresh loop
+// Each navigation opens a new view scope; a render or refresh loop of an older view finds itself stale and stops,
+// so a slow fetch of the page just left can never draw over the page just opened.
+let generation = 0;
+function openView() {
+  const mine = ++generation;
+  const live = () => mine === generation;
+  return {
+    live,
+    show(...sections) { if (live()) main.replaceChildren(...sections); return live(); },
+    every(ms, fn) {
+      const loop = setInterval(async () => { if (!live()) return clearInterval(loop); await act(fn)(); }, ms);
+      return () => clearInterval(loop);
+    },
+  };
+}
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -100,7 +114,7 @@ function loginView() {
     const body = new URLSearchParams({ username: form.username.value, password: form.password.value });
     session.save(await api("POST", "/auth/login", body, false));
     document.getElementById("error").hidden = true;
-    location.hash = "#/jobs"; route();
+    if (location.hash === "#/jobs") route(); else location.hash = "#/jobs";  // a new hash routes by itself
   }) },
   h("label", {}, "Username", h("input", { name: "username", autocomplete: "username", required: true })),
   h("label", {}, "Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
@@ -108,8 +122,8 @@ function loginView() {
   main.replaceChildren(h("section", {}, h("h2", {}, "Log in"), form));
 }
 
-async function datasetsView(versionId) {
-  if (versionId) return versionView(versionId);
+async function datasetsView(view, versionId) {
+  if (versionId) return versionView(view, versionId);
   const datasets = await api("GET", "/dataset");
   const create = h("form", { onsubmit: act(async () => {
     const dataset = await api("POST", "/dataset", { name: create.name.value, description: "" });
@@ -128,13 +142,13 @@ async function datasetsView(versionId) {
     const versions = h("span", { class: "versions" }, d.versions.flatMap((v) => [h("a", { href: `#/datasets/${v.id}` }, `v${v.version}`), " "]));
     return [d.id, d.name, versions, latest ? `${latest.num_rows} rows, ${latest.columns.length} columns` : "no version", d.created_at.slice(0, 19)];
   });
-  main.replaceChildren(
+  view.show(
     h("section", {}, h("h2", {}, "Datasets"), table(["Id", "Name", "Versions", "Latest", "Created"], rows)),
     h("section", {}, h("h2", {}, "New dataset"), create));
 }
 
 // One dataset version: its profile (computed once, after upload) and its quality reports, with a check to run.
-async function versionView(id) {
+async function versionView(view, id) {
   const version = await api("GET", `/dataset/version/${id}`);
   const reports = h("div", { id: "quality-reports" }), score = h("p", { id: "quality-score", class: "muted" });
   const run = h("button", { id: "run-quality", onclick: act(async () => {
@@ -151,17 +165,18 @@ async function versionView(id) {
     if (newest && newest.status === "SUCCEEDED") score.textContent = `Score ${newest.score.toFixed(3)} (report ${newest.id})`;
     else if (newest && newest.status === "FAILED") score.textContent = `Quality check ${newest.id} failed: ${newest.message}`;
     else if (newest) score.textContent = `Quality check ${newest.id}: ${newest.status}…`;
-    clearInterval(timer);
-    if (newest && !["SUCCEEDED", "FAILED"].includes(newest.status)) timer = setInterval(act(refreshReports), 2000);
+    stopPolling();
+    if (newest && !["SUCCEEDED", "FAILED"].includes(newest.status)) stopPolling = view.every(2000, refreshReports);
   }
+  let stopPolling = () => {};
   const profileBox = h("div", { id: "profile" }, h("p", { class: "muted" }, "Computing the profile…"));
-  main.replaceChildren(
+  if (!view.show(
     h("section", {}, h("h2", {}, `Dataset ${version.dataset_id} · version ${version.version} · ${version.file_name}`),
       h("p", { class: "muted" }, `${version.num_rows} rows · ${version.format} · sha256 ${version.sha256.slice(0, 12)}`,
         version.parent_id ? ` · made by pipeline run ${version.pipeline.run_id} from version id ${version.parent_id}` : ""),
       h("a", { href: "#/datasets" }, "All datasets")),
     h("section", {}, h("h2", {}, "Profile"), profileBox),
-    h("section", {}, h("h2", {}, "Quality"), run, score, reports));
+    h("section", {}, h("h2", {}, "Quality"), run, score, reports))) return;
   await refreshReports();
   const profile = await api("GET", `/dataset/version/${id}/profile`);
   const number = (v) => (typeof v === "number" ? Number(v.toPrecision(6)) : "");
@@ -173,7 +188,8 @@ async function versionView(id) {
     : table(["Class", "Images"], Object.entries(profile.classes || {})));
 }
 
-async function jobsView() {
+// The job list refreshes while any job is still going; the form below it is built once, so typing is never lost.
+async function jobsView(view) {
   const [jobs, datasets] = await Promise.all([api("GET", "/training/job"), api("GET", "/dataset")]);
   const versions = datasets.flatMap((d) => d.versions.map((v) => ({ ...v, label: `${d.name} v${v.version}` })));
   const target = h("select", { name: "target_column" });
@@ -195,19 +211,32 @@ async function jobsView() {
   h("label", {}, "Dataset", version), h("label", {}, "Target column", target),
   number("epochs", 20, "1"), number("batch_size", 32, "1"), number("learning_rate", 0.001, "any"), number("num_workers", 2, "1"),
   h("button", { type: "submit" }, "Train"));
-  const rows = jobs.map((j) => [h("a", { href: `#/jobs/${j.id}` }, j.id), j.name, statusBadge(j.status), j.config.epochs ?? "", j.created_at.slice(0, 19), j.message.slice(0, 80)]);
-  main.replaceChildren(
-    h("section", {}, h("h2", {}, "Training jobs"), table(["Id", "Name", "Status", "Epochs", "Created", "Message"], rows)),
-    h("section", {}, h("h2", {}, "New training job"), versions.length ? form : h("p", { class: "muted" }, "Upload a dataset first.")));
-  timer = setInterval(act(async () => { if (jobs.some((j) => !["SUCCEEDED", "FAILED", "STOPPED"].includes(j.status))) await jobsView(); }), 3000);
+  const list = h("div", { id: "job-list" });
+  const going = (rows) => rows.some((j) => !["SUCCEEDED", "FAILED", "STOPPED"].includes(j.status));
+  function fillList(rows) {
+    list.replaceChildren(table(["Id", "Name", "Status", "Epochs", "Created", "Message"], rows.map((j) => [
+      h("a", { href: `#/jobs/${j.id}` }, j.id), j.name, statusBadge(j.status), j.config.epochs ?? "", j.created_at.slice(0, 19), j.message.slice(0, 80)])));
+  }
+  fillList(jobs);
+  if (!view.show(
+    h("section", {}, h("h2", {}, "Training jobs"), list),
+    h("section", {}, h("h2", {}, "New training job"), versions.length ? form : h("p", { class: "muted" }, "Upload a dataset first.")))) return;
+  let stillGoing = going(jobs);
+  view.every(3000, async () => {
+    if (!stillGoing) return;
+    const fresh = await api("GET", "/training/job");
+    if (view.live()) { fillList(fresh); stillGoing = going(fresh); }
+  });
 }
 
-async function jobView(id) {
+async function jobView(view, id) {
   const canvas = h("canvas", { id: "metrics-chart" });
   const head = h("div", {}), logs = h("pre", { class: "logs", id: "logs" }), progress = h("progress", { max: 1, value: 0 });
-  main.replaceChildren(h("section", {}, head, progress, canvas), h("section", {}, h("h2", {}, "Logs"), logs));
+  if (!view.show(h("section", {}, head, progress, canvas), h("section", {}, h("h2", {}, "Logs"), logs))) return;
+  let stopPolling = () => {};
   async function refresh() {
     const job = await api("GET", `/training/job/${id}`);
+    if (!view.live()) return;
     const last = job.metrics[job.metrics.length - 1] || {};
     progress.max = job.config.epochs || 1; progress.value = job.metrics.length;
     const stop = h("button", { class: "plain", onclick: act(async () => { await api("POST", `/training/job/${id}/stop`); await refresh(); }) }, "Stop");
@@ -222,21 +251,21 @@ async function jobView(id) {
     const text = await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent);
     logs.textContent = (text || "(no logs yet)").replace(/\x1b\[[0-9;]*m/g, "");  // drop terminal colours
     logs.scrollTop = logs.scrollHeight;
-    if (finished) clearInterval(timer);
+    if (finished) stopPolling();
+    return finished;
   }
-  await refresh();
-  timer = setInterval(act(refresh), 2000);
+  if (!(await refresh())) stopPolling = view.every(2000, refresh);
 }
 
-async function modelsView() {
+async function modelsView(view) {
   const models = await api("GET", "/model");
   const rows = models.flatMap((m) => m.versions.map((v) => [m.name, `v${v.version}`, v.stage,
     v.metrics.val_accuracy !== undefined ? v.metrics.val_accuracy.toFixed(3) : "", `job ${v.training_job_id}`,
     h("button", { onclick: act(async () => { await api("POST", `/model/${v.id}/deploy`, { num_replicas: 1 }); location.hash = "#/deployments"; }) }, "Deploy")]));
-  main.replaceChildren(h("section", {}, h("h2", {}, "Models"), table(["Model", "Version", "Stage", "Val accuracy", "Lineage", ""], rows)));
+  view.show(h("section", {}, h("h2", {}, "Models"), table(["Model", "Version", "Stage", "Val accuracy", "Lineage", ""], rows)));
 }
 
-async function deploymentsView() {
+async function deploymentsView(view) {
   const deployments = await api("GET", "/deployment");
   const output = h("pre", { class: "logs", id: "prediction" });
   const rows = deployments.map((d) => {
@@ -248,13 +277,13 @@ async function deploymentsView() {
     const remove = h("button", { class: "plain", onclick: act(async () => { await api("DELETE", `/deployment/${d.id}`); route(); }) }, "Delete");
     return [d.id, `model version ${d.model_version_id}`, statusBadge(d.status), h("span", {}, input, predict), remove];
   });
-  main.replaceChildren(h("section", {}, h("h2", {}, "Deployments"), table(["Id", "Serves", "Status", "Predict", ""], rows), output));
+  view.show(h("section", {}, h("h2", {}, "Deployments"), table(["Id", "Serves", "Status", "Predict", ""], rows), output));
 }
 
 const views = { datasets: datasetsView, jobs: jobsView, models: modelsView, deployments: deploymentsView };
 
 async function route() {
-  clearInterval(timer);
+  const view = openView();
   if (!session.access) return loginView();
   document.getElementById("nav").hidden = false;
   const [, page = "jobs", id] = location.hash.split("/");
@@ -263,7 +292,8 @@ async function route() {
     document.getElementById("who").replaceChildren(me.username, " ", h("button", { class: "plain", onclick: act(async () => {
       await api("POST", "/auth/logout").catch(() => null); session.clear(); route();
     }) }, "Log out"));
-    await (page === "jobs" && id ? jobView(id) : (views[page] || jobsView)(id));
+    if (!view.live()) return;
+    await (page === "jobs" && id ? jobView(view, id) : (views[page] || jobsView)(view, id));
   } catch (e) { showError(e.message); }
 }
 

@@ -40,7 +40,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def finished_job(admin: Client, platform_settings: Settings, tmp_path: Path) -> int:
+def finished_job(admin: Client, platform_settings: Settings, tmp_path: Path) -> Iterator[int]:
     version = upload_frame(
         admin, pd.DataFrame({"x": range(8), "y": [0, 1] * 4}), tmp_path, f"ui-{uuid.uuid4().hex[:6]}"
     )
@@ -54,14 +54,19 @@ def finished_job(admin: Client, platform_settings: Settings, tmp_path: Path) -> 
             status=JobStatus.FAILED,
             message="<img src=x onerror=alert(1)>",
         )
-        s.add(job)
+        # A job that is still going keeps the job list refreshing while the test moves on to another page.
+        waiting = TrainingJob(name="ui-waiting", owner_id=job.owner_id, dataset_version_id=version["id"],
+                              template="tabular_mlp", config={"epochs": 1}, status=JobStatus.CREATED)  # fmt: skip
+        s.add_all([job, waiting])
         s.flush()
         for step in range(1, 6):
             s.add_all(
                 JobMetric(job_id=job.id, step=step, key=k, value=v)
                 for k, v in {"loss": 1 / step, "val_loss": 1.2 / step, "val_accuracy": 0.5 + step / 20}.items()
             )
-        return job.id
+        job_id, waiting_id = job.id, waiting.id
+    yield job_id
+    admin.delete_job(waiting_id)
 
 
 def test_login_then_follow_a_job_and_browse(browser, running_platform, finished_job: int, tmp_path: Path) -> None:  # noqa: ANN001
@@ -78,9 +83,11 @@ def test_login_then_follow_a_job_and_browse(browser, running_platform, finished_
     page.fill("input[name=password]", ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("text=Training jobs")
+    page.wait_for_timeout(7_000)  # the list has refreshed itself at least twice
 
     page.goto(f"{running_platform.api_url}/#/jobs/{finished_job}")
     page.wait_for_selector("#metrics-chart[data-points='5']")
+    page.wait_for_timeout(4_000)  # the list left behind must not draw itself over the job
     header = page.inner_text("main section h2")
     assert f"Job {finished_job}" in header and "FAILED" in header
     assert "<img src=x onerror=alert(1)>" in page.inner_text("main")  # shown as text
