@@ -1,13 +1,14 @@
-"""Ray Train callbacks of the platform, run on the Train controller (so this module imports no torch)."""
+"""Ray Train callbacks of the platform, run on the Train controller.
+
+Every Train worker also unpickles them (they travel in the run's config), before its loop can start: the module
+imports nothing heavy, and the database layer only when the controller records its first report.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ray.train import UserCallback
-
-from app.db.session import session_scope
-from app.services import job_metrics
 
 
 class MetricsRecorder(UserCallback):
@@ -19,6 +20,9 @@ class MetricsRecorder(UserCallback):
         self.database_url = database_url
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+        from app.db.session import session_scope
+        from app.services import job_metrics
+
         step = int(metrics[0]["epoch"])
         keys = [k for k, v in metrics[0].items() if k != "epoch" and isinstance(v, int | float)]
         averaged = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 import torch
-from ray.train.torch import prepare_data_loader, prepare_model
+from ray.train.torch import get_device, prepare_data_loader, prepare_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -51,6 +51,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         DataLoader(TensorDataset(x_train, y_train), batch_size=config.batch_size, shuffle=True)
     )
     model = prepare_model(build_model(spec))
+    device = get_device()  # the validation split goes where prepare_model put the model (the worker's GPU if any)
+    x_val, y_val = x_val.to(device), y_val.to(device)
     loss_fn: nn.Module = nn.CrossEntropyLoss() if spec.task == "classification" else nn.MSELoss()
     run_epochs(
         config,

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import ray
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
@@ -30,6 +29,7 @@ from train_jobs.callbacks import MetricsRecorder
 from train_jobs.job_config import TrainConfig, parse
 from train_jobs.tabular_loop import SEED, train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model, encode_features, encode_labels, fit_spec
+from train_jobs.trainer import PlatformTorchTrainer
 
 VALIDATION_FRACTION = 0.2
 MAX_FAILURES = 2
@@ -80,7 +80,7 @@ def fit(
 ) -> tuple[Result, tuple[Checkpoint, dict[str, Any]] | None]:
     """Runs `loop` under TorchTrainer DDP with the job's resources, storage, retries and metric recording; returns
     the result and its best checkpoint by the job's metric (None when no checkpoint carries the metric)."""
-    trainer = TorchTrainer(
+    trainer = PlatformTorchTrainer(
         loop,
         train_loop_config={"config": config.model_dump(), "job_id": job_id, **loop_config},
         scaling_config=ScalingConfig(

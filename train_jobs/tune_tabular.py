@@ -25,7 +25,7 @@ import ray
 from ray import tune
 from ray._raylet import PlacementGroupID
 from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig, UserCallback
-from ray.train.torch import TorchTrainer
+from ray.tune.experiment import Trial
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
@@ -45,6 +45,7 @@ from train_jobs.search_space import SearchConfig
 from train_jobs.tabular_loop import train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model
 from train_jobs.train_tabular import prepare_data
+from train_jobs.trainer import PlatformTorchTrainer
 
 
 def trial_fn(
@@ -68,7 +69,7 @@ def trial_fn(
         reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
         loop_config["start_from"] = start_from
         name += f"-{uuid.uuid4().hex[:8]}"  # a new Train run each start: it must not resume an earlier one's state
-    trainer = TorchTrainer(
+    trainer = PlatformTorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(
@@ -107,7 +108,7 @@ class CheckpointForwarder(UserCallback):
         self.reports.put({"metrics": metrics[0], "checkpoint": checkpoint})
 
 
-def _fit_forwarding(trainer: TorchTrainer, reports: Queue) -> None:
+def _fit_forwarding(trainer: PlatformTorchTrainer, reports: Queue) -> None:
     """Runs the Train run while a thread reports each of its results to Tune, with its checkpoint."""
     fitted = threading.Event()
 
@@ -228,7 +229,11 @@ class RecordedPBT(PopulationBasedTraining):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(self._time_attr, 0) >= self.epochs:
             return TrialScheduler.CONTINUE  # its last epoch: a perturbation would restart it only to end it
-        return super().on_trial_result(tune_controller, trial, result)
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.PAUSE or trial.status == Trial.PAUSED:  # Tune marks it RUNNING when it resumes
+            with session_scope(self.database_url) as session:
+                _trial_row(session, self.run_id, trial).status = tuning.PAUSED
+        return decision
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         # Ray's hook for the exploit step (a private method: Ray pinned at 2.60); the recording wraps it unchanged.

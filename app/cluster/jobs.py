@@ -20,8 +20,16 @@ class RayJobState:
 # Ray Train V2 turns a worker's `print` into a log record that its console handler writes, and also still prints
 # it because Ray wraps the worker's stdout; Ray forwards both copies to the job's log. Off, each line appears once.
 # Train's preemption watcher (one more process per run, polling for spot-instance drains) is off: the platform's
-# nodes are owned boxes, and on a small node that process competes with the workers' start-up.
-_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+# nodes are owned boxes, and on a small node that process competes with the workers' start-up. Train's Prometheus
+# metrics (controller and worker callbacks) are off too: the platform records its own, and they only add set-up work.
+# The controller collects reports when it polls its workers: every 0.5 s instead of 2 s, so a metric reaches the
+# database (and the UI) about a second sooner, for one cheap call per worker and poll.
+_TRAIN_ENV = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+}
 
 
 @lru_cache(maxsize=4)

@@ -26,6 +26,7 @@ from train_jobs.templates import tabular_mlp
 
 ENTRYPOINT = "train_jobs.tune_tabular"
 EARLY_STOPPED = "EARLY_STOPPED"  # a trial state: ASHA ended it before max_t
+PAUSED = "PAUSED"  # a trial state: PBT paused it (to exploit, or to wait for its population); it runs again
 _RAY_ENDED = ("FAILED", "STOPPED", "SUCCEEDED")
 
 
@@ -105,10 +106,10 @@ def set_status(session: Session, row: TuningRun, status: JobStatus, message: str
         row.started_at = utcnow()
     if status.is_terminal:
         row.finished_at = utcnow()
-        # Trials still marked running end with the run.
+        # Trials still marked running (or paused) end with the run.
         session.execute(
             update(TuningTrial)
-            .where(TuningTrial.run_id == row.id, TuningTrial.status == JobStatus.RUNNING)
+            .where(TuningTrial.run_id == row.id, TuningTrial.status.in_([JobStatus.RUNNING, PAUSED]))
             .values(status=JobStatus.STOPPED if status != JobStatus.FAILED else JobStatus.FAILED)
         )
 

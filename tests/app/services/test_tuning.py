@@ -145,8 +145,12 @@ def test_pbt_trials_take_over_better_trials_and_the_best_becomes_a_model(admin: 
         search=PBT_SEARCH,
     )
     assert run["search"]["search_alg"] == "random" and run["search"]["hyperparam_mutations"] == ["learning_rate"]
-    done = admin.wait_tune(run["id"], timeout_s=900)
+    seen: set[str] = set()
+    done = admin.wait_tune(run["id"], timeout_s=900, on_update=lambda r: seen.update(t["status"] for t in r["trials"]))
     assert done["status"] == "SUCCEEDED", done["message"] + admin.tune_logs(run["id"])[-3000:]
+    # Two trials run at a time, four in all: synchronous PBT pauses the first two at the perturbation point until the
+    # other two get there, and their rows say so meanwhile.
+    assert "PAUSED" in seen, seen
 
     trials = done["trials"]
     assert len(trials) == PBT_SEARCH["num_samples"]
