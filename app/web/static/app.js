@@ -65,6 +65,12 @@ async function api(method, path, body, retry = true) {
   return data;
 }
 
+// Refreshes an open view every 2 s until `refresh` reports that what it shows has finished.
+async function follow(view, refresh) {
+  if (await refresh()) return;
+  const stop = view.every(2000, async () => { if (await refresh()) stop(); });
+}
+
 function act(fn) {
   return async (event) => {
     if (event) event.preventDefault();
@@ -77,6 +83,8 @@ function table(headers, rows) {
 }
 
 function statusBadge(status) { return h("span", { class: `status ${status}` }, status); }
+const FINISHED = ["SUCCEEDED", "FAILED", "STOPPED"];
+const short = (v) => (typeof v === "number" ? Number(v.toPrecision(4)) : v);
 
 // Line chart of metric series on a canvas: one line per metric, epochs on x.
 function drawChart(canvas, history, keys) {
@@ -86,7 +94,7 @@ function drawChart(canvas, history, keys) {
   const ctx = canvas.getContext("2d");
   ctx.scale(ratio, ratio);
   ctx.clearRect(0, 0, width, height);
-  const pad = 36, colors = ["#3160d8", "#e8710a", "#1e8e3e", "#9334e6"];
+  const pad = 36, colors = ["#3160d8", "#e8710a", "#1e8e3e", "#9334e6", "#d93025", "#12a4af", "#f9ab00", "#5f6368"];
   const values = history.flatMap((row) => keys.map((k) => row[k]).filter((v) => typeof v === "number"));
   canvas.dataset.points = String(history.length);
   if (!values.length) { ctx.fillStyle = "#6b7385"; ctx.fillText("Waiting for the first metrics…", pad, height / 2); return; }
@@ -99,11 +107,13 @@ function drawChart(canvas, history, keys) {
   ctx.fillText(hi.toFixed(3), 2, pad); ctx.fillText(lo.toFixed(3), 2, height - pad);
   ctx.fillText(`epoch ${first}`, pad, height - 12); ctx.fillText(`epoch ${last}`, width - pad - 50, height - 12);
   keys.forEach((key, i) => {
-    ctx.strokeStyle = colors[i % colors.length]; ctx.lineWidth = 2; ctx.beginPath();
-    history.filter((row) => typeof row[key] === "number").forEach((row, j) => {
-      if (j === 0) ctx.moveTo(x(row.step), y(row[key])); else ctx.lineTo(x(row.step), y(row[key]));
-    });
-    ctx.stroke(); ctx.fillStyle = ctx.strokeStyle; ctx.fillText(key, width - pad - 90, pad + 14 * i);
+    const points = history.filter((row) => typeof row[key] === "number");
+    ctx.strokeStyle = colors[i % colors.length]; ctx.fillStyle = ctx.strokeStyle; ctx.lineWidth = 2; ctx.beginPath();
+    points.forEach((row, j) => { if (j === 0) ctx.moveTo(x(row.step), y(row[key])); else ctx.lineTo(x(row.step), y(row[key])); });
+    ctx.stroke();
+    // A dot per point: a series of one point (e.g. a trial stopped after its first epoch) still shows.
+    points.forEach((row) => { ctx.beginPath(); ctx.arc(x(row.step), y(row[key]), 2.5, 0, 2 * Math.PI); ctx.fill(); });
+    ctx.fillText(key, width - pad - 90, pad + 14 * i);
   });
 }
 
@@ -212,7 +222,7 @@ async function jobsView(view) {
   number("epochs", 20, "1"), number("batch_size", 32, "1"), number("learning_rate", 0.001, "any"), number("num_workers", 2, "1"),
   h("button", { type: "submit" }, "Train"));
   const list = h("div", { id: "job-list" });
-  const going = (rows) => rows.some((j) => !["SUCCEEDED", "FAILED", "STOPPED"].includes(j.status));
+  const going = (rows) => rows.some((j) => !FINISHED.includes(j.status));
   function fillList(rows) {
     list.replaceChildren(table(["Id", "Name", "Status", "Epochs", "Created", "Message"], rows.map((j) => [
       h("a", { href: `#/jobs/${j.id}` }, j.id), j.name, statusBadge(j.status), j.config.epochs ?? "", j.created_at.slice(0, 19), j.message.slice(0, 80)])));
@@ -233,14 +243,13 @@ async function jobView(view, id) {
   const canvas = h("canvas", { id: "metrics-chart" });
   const head = h("div", {}), logs = h("pre", { class: "logs", id: "logs" }), progress = h("progress", { max: 1, value: 0 });
   if (!view.show(h("section", {}, head, progress, canvas), h("section", {}, h("h2", {}, "Logs"), logs))) return;
-  let stopPolling = () => {};
   async function refresh() {
     const job = await api("GET", `/training/job/${id}`);
-    if (!view.live()) return;
+    if (!view.live()) return true;
     const last = job.metrics[job.metrics.length - 1] || {};
     progress.max = job.config.epochs || 1; progress.value = job.metrics.length;
     const stop = h("button", { class: "plain", onclick: act(async () => { await api("POST", `/training/job/${id}/stop`); await refresh(); }) }, "Stop");
-    const finished = ["SUCCEEDED", "FAILED", "STOPPED"].includes(job.status);
+    const finished = FINISHED.includes(job.status);
     head.replaceChildren(
       h("h2", {}, `Job ${job.id} · ${job.name} `, statusBadge(job.status)),
       h("p", { class: "muted" }, `${job.metrics.length}/${job.config.epochs} epochs`,
@@ -251,10 +260,59 @@ async function jobView(view, id) {
     const text = await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent);
     logs.textContent = (text || "(no logs yet)").replace(/\x1b\[[0-9;]*m/g, "");  // drop terminal colours
     logs.scrollTop = logs.scrollHeight;
-    if (finished) stopPolling();
     return finished;
   }
-  if (!(await refresh())) stopPolling = view.every(2000, refresh);
+  await follow(view, refresh);
+}
+
+// Tuning runs, then one run: every trial's metric per epoch on one chart (where a scheduler stopped trials early,
+// or PBT handed a trial another's weights), and the trials with their state, config and best value.
+async function tuningView(view, id) {
+  if (id) return tuneView(view, id);
+  const runs = await api("GET", "/training/tune");
+  const rows = runs.map((r) => [h("a", { href: `#/tuning/${r.id}` }, r.id), r.name, statusBadge(r.status), r.search.scheduler,
+    `${r.search.metric} (${r.search.mode})`, `${r.trials.length}/${r.search.num_samples}`, r.created_at.slice(0, 19), r.message.slice(0, 80)]);
+  view.show(h("section", {}, h("h2", {}, "Tuning runs"), rows.length
+    ? table(["Id", "Name", "Status", "Scheduler", "Metric", "Trials", "Created", "Message"], rows)
+    : h("p", { class: "muted" }, "No tuning run yet: start one with `aiplatform tune create` or POST /api/v1/training/tune.")));
+}
+
+function trialsByEpoch(trials, metric) {
+  const byEpoch = new Map();
+  for (const t of trials) {
+    for (const point of t.history) {
+      const epoch = point.training_iteration ?? point.epoch;
+      if (typeof point[metric] !== "number" || epoch === undefined) continue;
+      if (!byEpoch.has(epoch)) byEpoch.set(epoch, { step: epoch });
+      byEpoch.get(epoch)[`trial ${t.id}`] = point[metric];
+    }
+  }
+  return [...byEpoch.values()].sort((a, b) => a.step - b.step);
+}
+
+async function tuneView(view, id) {
+  const canvas = h("canvas", { id: "trials-chart" });
+  const head = h("div", {}), trials = h("div", { id: "trials" });
+  if (!view.show(h("section", {}, head, canvas), h("section", {}, h("h2", {}, "Trials"), trials))) return;
+  async function refresh() {
+    const run = await api("GET", `/training/tune/${id}`);
+    if (!view.live()) return true;
+    const { metric, mode, scheduler, num_samples: samples } = run.search;
+    const finished = FINISHED.includes(run.status);
+    const stop = h("button", { class: "plain", onclick: act(async () => { await api("POST", `/training/tune/${id}/stop`); await refresh(); }) }, "Stop");
+    head.replaceChildren(
+      h("h2", {}, `Tuning run ${run.id} · ${run.name} `, statusBadge(run.status)),
+      h("p", { class: "muted" }, `${scheduler} · ${metric} (${mode}) · ${run.trials.length}/${samples} trials`,
+        run.best_trial_id ? ` · best trial ${run.best_trial_id}` : "", run.message ? ` · ${run.message}` : ""),
+      finished ? (run.model_version_id ? h("a", { href: "#/models" }, `Model version ${run.model_version_id} registered`) : "") : stop);
+    trials.replaceChildren(table(["Trial", "Status", "Config", "Epochs", `Best ${metric}`, "Message"], run.trials.map((t) => [
+      t.id === run.best_trial_id ? `${t.id} (best)` : t.id, statusBadge(t.status),
+      Object.entries(t.config).map(([k, v]) => `${k}=${short(v)}`).join(", "), t.iterations,
+      t.best_value === null ? "" : short(t.best_value), t.message.slice(0, 160)])));
+    drawChart(canvas, trialsByEpoch(run.trials, metric), run.trials.map((t) => `trial ${t.id}`));
+    return finished;
+  }
+  await follow(view, refresh);
 }
 
 async function modelsView(view) {
@@ -280,7 +338,7 @@ async function deploymentsView(view) {
   view.show(h("section", {}, h("h2", {}, "Deployments"), table(["Id", "Serves", "Status", "Predict", ""], rows), output));
 }
 
-const views = { datasets: datasetsView, jobs: jobsView, models: modelsView, deployments: deploymentsView };
+const views = { datasets: datasetsView, jobs: jobsView, tuning: tuningView, models: modelsView, deployments: deploymentsView };
 
 async function route() {
   const view = openView();

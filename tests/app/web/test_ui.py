@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import delete
 
 from app.core.config import Settings
-from app.db.models import JobMetric, JobStatus, TrainingJob
+from app.db.models import JobMetric, JobStatus, TrainingJob, TuningRun, TuningTrial
 from app.db.session import session_scope
 from app.sdk import Client
 from tests.conftest import ADMIN_PASSWORD
@@ -121,3 +122,62 @@ def test_train_from_the_form_and_watch_it_live(browser, running_platform, admin:
     page.wait_for_selector("main h2 .status.SUCCEEDED", timeout=60_000)
     assert "Model version" in page.inner_text("main")
     page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
+
+
+@pytest.fixture
+def tuned_run(admin: Client, platform_settings: Settings, tmp_path: Path) -> Iterator[int]:
+    version = upload_frame(
+        admin, pd.DataFrame({"x": range(8), "y": [0, 1] * 4}), tmp_path, f"ui-tune-{uuid.uuid4().hex[:6]}"
+    )
+    search = {"metric": "val_loss", "mode": "min", "scheduler": "asha", "num_samples": 3, "space": {}}
+    histories = {"SUCCEEDED": [0.9, 0.5, 0.3], "EARLY_STOPPED": [1.2], "STOPPED": [1.0, 0.7]}
+    with session_scope(platform_settings.database_url) as s:
+        run = TuningRun(
+            name="ui-tune",
+            owner_id=admin.account()["id"],
+            dataset_version_id=version["id"],
+            template="tabular_mlp",
+            config={},
+            search=search,
+            status=JobStatus.SUCCEEDED,
+        )
+        s.add(run)
+        s.flush()
+        trials = [
+            TuningTrial(
+                run_id=run.id,
+                trial_key=status.lower(),
+                config={"learning_rate": 0.001},
+                status=status,
+                iterations=len(losses),
+                best_value=min(losses),
+                message="<b>bold</b>",
+                history=[{"training_iteration": i + 1, "val_loss": v} for i, v in enumerate(losses)],
+            )
+            for status, losses in histories.items()
+        ]
+        s.add_all(trials)
+        s.flush()
+        run.best_trial_id = trials[0].id
+        run_id = run.id
+    yield run_id
+    with session_scope(platform_settings.database_url) as s:
+        s.execute(delete(TuningTrial).where(TuningTrial.run_id == run_id))
+        s.execute(delete(TuningRun).where(TuningRun.id == run_id))
+
+
+def test_a_tuning_run_shows_its_trials_on_one_chart(browser, running_platform, tuned_run: int, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(running_platform.api_url)
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Training jobs")
+    page.click("header >> text=Tuning")
+    page.click(f"main a[href='#/tuning/{tuned_run}']")
+    page.wait_for_selector("#trials-chart[data-points='3']")  # epochs 1-3 across the three trials
+    trials = page.inner_text("#trials")
+    assert all(status in trials for status in ("SUCCEEDED", "EARLY_STOPPED", "STOPPED")), trials
+    assert "<b>bold</b>" in trials  # user-influenced text is shown, not rendered
+    assert "best trial" in page.inner_text("main section")
+    page.screenshot(path=str(tmp_path / "tuning.png"), full_page=True)
