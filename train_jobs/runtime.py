@@ -27,12 +27,16 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+# The database layer's import (about a second of CPU) would compete for the interpreter with the loop's own first
+# step (DDP's set-up alone imports torch's compiler stack): the status and usage threads wait for the first report,
+# or a few seconds when the first epoch is long.
+_first_report = threading.Event()
+FIRST_STEPS_GRACE_S = 5.0
+
+
 def mark_running(job_id: int | None) -> None:
     """Rank 0 moves the job from STARTING to RUNNING once its workers run the loop; every rank starts sampling its
-    resource use.
-
-    In a background thread: importing the database layer must not delay the first training step.
-    """
+    resource use. Both in background threads, after the loop's first steps."""
     if job_id is None:
         return
     rank = ray.train.get_context().get_world_rank()
@@ -41,6 +45,7 @@ def mark_running(job_id: int | None) -> None:
         return
 
     def write() -> None:
+        _first_report.wait(FIRST_STEPS_GRACE_S)
         from app.core.config import get_settings  # workers inherit the platform's settings from Ray's environment
         from app.db.session import session_scope
         from app.services import training
@@ -54,6 +59,7 @@ def mark_running(job_id: int | None) -> None:
 def _sample_usage(job_id: int, rank: int) -> None:
     """Writes this worker's resource use every `metrics.usage_sample_s` seconds while the job runs: a timer, not
     the epoch, so a long epoch still shows samples. One small row per worker and interval keeps it cheap."""
+    _first_report.wait(FIRST_STEPS_GRACE_S)
     from app.core.config import get_settings
     from app.db.session import session_scope
     from app.services import job_metrics, sysconfig
@@ -102,10 +108,11 @@ def report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None
     metrics = {**metrics, **usage()}
     if state is None or ray.train.get_context().get_world_rank() != 0:
         ray.train.report(metrics)
-        return
-    with tempfile.TemporaryDirectory() as d:
-        torch.save(state, Path(d) / CHECKPOINT_FILE)
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, Path(d) / CHECKPOINT_FILE)
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
+    _first_report.set()
 
 
 def restore() -> dict[str, Any] | None:

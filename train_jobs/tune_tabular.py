@@ -86,6 +86,7 @@ def trial_fn(
             checkpoint_config=CheckpointConfig(num_to_keep=None),
             callbacks=[CheckpointForwarder(reports) if reports is not None else TuneReportCallback()],
         ),
+        run_owns_driver=False,
     )
     running = threading.Event()
     running.set()
