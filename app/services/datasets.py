@@ -1,15 +1,15 @@
-"""Datasets and their immutable, content-addressed versions.
+"""Datasets and their immutable versions, stored once per content.
 
-Every version's bytes live once under `datasets/blobs/<sha256>`: identical content uploaded twice (by any route,
-to any dataset) is stored once and referenced by both rows. A blob is removed when the last row referencing it
-is deleted, so the store holds exactly what the database references.
+Every version's bytes live under `datasets/blobs/`: at `<sha256>`, or at `<sha256>.<upload id>` where an upload
+joined them inside S3. Identical content uploaded twice (by any route, to any dataset) is stored once and
+referenced by both rows: a new version shares the blob of a version with the same sha256 and size. A blob is
+removed when the last row referencing it is deleted, so the store holds exactly what the database references.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,8 +31,10 @@ safe_file_name = formats.safe_file_name
 SUPPORTED_FORMATS = formats.SUPPORTED_FORMATS
 
 
-def blob_key(sha256: str) -> str:
-    return f"{BLOB_PREFIX}{sha256[:2]}/{sha256}"
+def blob_key(sha256: str, upload_id: str | None = None) -> str:
+    """Where content with this sha256 is stored; with `upload_id`, where S3 stored that upload's bytes while they
+    were verified (a server-side copy or compose), for its version to reference once they are."""
+    return f"{BLOB_PREFIX}{sha256[:2]}/{sha256}" + (f".{upload_id}" if upload_id else "")
 
 
 def create_dataset(session: Session, *, owner: User, name: str, description: str = "") -> Dataset:
@@ -170,22 +172,29 @@ def record_version(
     pipeline: dict[str, Any] | None = None,
     state_key: str | None = None,
     on_commit: Any = None,
-    place_blob: Callable[[str], bool] | None = None,
+    inspected: formats.Inspected | None = None,
+    stored_key: str | None = None,
 ) -> int:
-    """Checks the file is readable as `fmt`, stores its bytes once (content-addressed) and adds a version row.
+    """Checks the file is readable as `fmt`, stores its bytes once and adds a version row.
 
     `on_commit(session, version)` runs inside the version's transaction (e.g. to close the upload session with it).
-    `place_blob(key)` may store the bytes itself (e.g. S3 composing uploaded parts server-side) and return True.
-    On any failure nothing is left behind: no row, and no blob that no row references.
+    `inspected`: the format check's outcome, where the caller ran it already (e.g. while the bytes streamed in).
+    `stored_key`: the (verified) bytes are in the store under this key already, e.g. joined there by S3: the
+    version references it, unless a version holds the same content already (then that one's blob is shared and
+    `stored_key` removed). On failure the caller removes `stored_key`.
+    On any failure nothing else is left behind: no row, and no blob that no row references.
     """
-    num_rows, columns, profile = formats.inspect(path, fmt)
-    key = blob_key(sha256)
+    num_rows, columns, profile = inspected or formats.inspect(path, fmt)
+    size = path.stat().st_size
+    with session_scope(settings.database_url) as session:
+        key = stored_content(session, sha256=sha256, size=size) or stored_key
     wrote = False
-    if not store.exists(key):
-        if place_blob is None or not place_blob(key):
+    if key is None:
+        key = blob_key(sha256)
+        if not store.exists(key):
             with path.open("rb") as f:
-                store.put_file(key, f, path.stat().st_size)
-        wrote = True
+                store.put_file(key, f, size)
+            wrote = True
     try:
         with session_scope(settings.database_url) as session:
             number = (
@@ -198,7 +207,7 @@ def record_version(
                 file_name=file_name,
                 format=fmt,
                 storage_key=key,
-                size_bytes=path.stat().st_size,
+                size_bytes=size,
                 sha256=sha256,
                 num_rows=num_rows,
                 columns=columns,
@@ -217,13 +226,25 @@ def record_version(
             with session_scope(settings.database_url) as session:
                 _delete_unreferenced(session, store, [key])
         raise
+    if stored_key is not None and key != stored_key:  # the content was stored already: keep one copy
+        store.delete(stored_key)
     # A concurrent delete of the last other reference may have removed the shared blob: put it back. Still open:
     # that delete's count-then-remove can straddle this check (it counts before our commit, removes after this
     # check); closing it needs one row per blob that both sides lock.
     if not store.exists(key):
         with path.open("rb") as f:
-            store.put_file(key, f, path.stat().st_size)
+            store.put_file(key, f, size)
     return version_id
+
+
+def stored_content(session: Session, *, sha256: str, size: int) -> str | None:
+    """The key of stored bytes with this sha256 and size (any version's, readable or not), if there are any."""
+    return session.scalar(
+        select(DatasetVersion.storage_key)
+        .where(DatasetVersion.sha256 == sha256, DatasetVersion.size_bytes == size)
+        .order_by(DatasetVersion.id)
+        .limit(1)
+    )
 
 
 def find_readable_content(session: Session, *, user: User, sha256: str, size: int) -> DatasetVersion | None:

@@ -7,9 +7,12 @@ not loaded into memory just to count its rows.
 
 from __future__ import annotations
 
+import io
+import queue
+import threading
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,9 @@ EXTENSIONS = {
 SUPPORTED_FORMATS = ("csv", "jsonl", "parquet", "images")
 TABULAR = ("csv", "jsonl", "parquet")
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}
+_STREAM_BLOCKS = 4  # blocks queued for a streaming check: bounds its memory to a few reads
+
+Inspected = tuple[int, list[dict[str, str]], dict[str, Any] | None]
 
 
 def safe_file_name(file_name: str) -> str:
@@ -57,7 +63,7 @@ def detect(file_name: str) -> str:
     return EXTENSIONS[ext]
 
 
-def inspect(path: Path, fmt: str) -> tuple[int, list[dict[str, str]], dict[str, Any] | None]:
+def inspect(path: Path, fmt: str) -> Inspected:
     """Rows, columns (name and type) and, for image sets, the profile; raises a 422 naming what is wrong."""
     if path.stat().st_size == 0:
         raise invalid("The file is empty.")
@@ -69,10 +75,12 @@ def inspect(path: Path, fmt: str) -> tuple[int, list[dict[str, str]], dict[str, 
         except (pa.ArrowInvalid, OSError) as e:
             raise invalid(f"The file is not readable Parquet: {e}.") from e
         rows, schema = parquet.metadata.num_rows, parquet.schema_arrow
-    elif fmt == "csv":
-        rows, schema = _count_csv(path)
     else:
-        rows, schema = _count_jsonl(path)
+        rows, schema = _count(path, fmt) or _frame_count(path, fmt)
+    return _described(fmt, rows, schema)
+
+
+def _described(fmt: str, rows: int, schema: pa.Schema) -> Inspected:
     if rows == 0:
         raise invalid(f"The {fmt.upper()} file has no rows.")
     return rows, [{"name": f.name, "dtype": _dtype_name(f.type)} for f in schema], None
@@ -86,26 +94,121 @@ def _dtype_name(arrow_type: pa.DataType) -> str:
         return str(arrow_type)
 
 
-def _count_csv(path: Path) -> tuple[int, pa.Schema]:
+def _count(source: Path | BinaryIO, fmt: str) -> tuple[int, pa.Schema] | None:
+    """Rows and schema of a CSV or JSON lines file, read by pyarrow (a path, or a stream read once in order);
+    None when a column's type changes along the file (e.g. numbers, then text), which only pandas widens."""
     try:
-        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20))
-        rows = sum(batch.num_rows for batch in reader)
-        return rows, reader.schema
-    except pa.ArrowInvalid as e:
-        if "conversion error" not in str(e).lower():
-            raise invalid(f"The file is not a readable CSV: {e}. Send comma-separated text with a header row.") from e
-    # A column whose type changes after the first block (e.g. numbers, then text): pandas widens it to object.
-    frame = read_frame(path, "csv")
-    return len(frame), pa.Schema.from_pandas(frame, preserve_index=False)
-
-
-def _count_jsonl(path: Path) -> tuple[int, pa.Schema]:
-    try:
-        table = pa_json.read_json(path)
+        if fmt == "csv":
+            reader = pa_csv.open_csv(source, read_options=pa_csv.ReadOptions(block_size=16 << 20))
+            return sum(batch.num_rows for batch in reader), reader.schema
+        table = pa_json.read_json(source)
         return table.num_rows, table.schema
-    except pa.ArrowInvalid:
-        frame = read_frame(path, "jsonl")
-        return len(frame), pa.Schema.from_pandas(frame, preserve_index=False)
+    except pa.ArrowInvalid as e:
+        if fmt == "csv" and "conversion error" not in str(e).lower():
+            raise invalid(f"The file is not a readable CSV: {e}. Send comma-separated text with a header row.") from e
+        return None
+
+
+def _frame_count(path: Path, fmt: str) -> tuple[int, pa.Schema]:
+    frame = read_frame(path, fmt)
+    return len(frame), pa.schema([pa.field(str(name), _arrow_type(frame[name])) for name in frame.columns])
+
+
+def _arrow_type(column: pd.Series) -> pa.DataType:
+    try:
+        return pa.Schema.from_pandas(column.to_frame(), preserve_index=False).field(0).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Mixed values (e.g. numbers, then text) stay objects in pandas: stored as text, and a quality check's
+        # type consistency counts the values that do not fit.
+        return pa.string()
+
+
+class StreamCheck:
+    """Checks a CSV or JSON lines file while its bytes arrive in order (e.g. as a download is hashed), in a
+    thread of its own, so the check costs no extra pass over the file: pyarrow parses without holding the GIL.
+    Other formats, and files only pandas can type, are checked from the finished file by `result`."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self._blocks: queue.Queue[bytes] = queue.Queue(maxsize=_STREAM_BLOCKS)
+        self._done = threading.Event()
+        self._counted: tuple[int, pa.Schema] | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if fmt in ("csv", "jsonl"):
+            self._thread = threading.Thread(target=self._run, name="aip-format-check", daemon=True)
+            self._thread.start()
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the file; blocks while the parser is a few blocks behind."""
+        if data:
+            self._put(data)
+
+    def _put(self, block: bytes) -> None:
+        while self._thread is not None and not self._done.is_set():  # a parser that stopped takes no more
+            try:
+                self._blocks.put(block, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def result(self, path: Path) -> Inspected:
+        """The check's outcome for the whole file, now at `path` (what `inspect(path, fmt)` returns)."""
+        if self._thread is None:
+            return inspect(path, self.fmt)
+        self.close()
+        if path.stat().st_size == 0:
+            raise invalid("The file is empty.")
+        if self._error is not None:
+            raise self._error
+        rows, schema = self._counted or _frame_count(path, self.fmt)
+        return _described(self.fmt, rows, schema)
+
+    def close(self) -> None:
+        """Ends the stream (the file is complete, or its read failed) and waits for the parser to stop."""
+        self._put(b"")
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> StreamCheck:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        try:
+            self._counted = _count(_QueueReader(self._blocks), self.fmt)
+        except BaseException as e:  # raised by `result`, in the caller's thread
+            self._error = e
+        finally:
+            self._done.set()
+
+
+class _QueueReader(io.RawIOBase):
+    """A read-once stream over blocks from a queue (an empty block ends it). Reads are filled to the size asked
+    for, as from a file: pyarrow infers column types from its first read."""
+
+    def __init__(self, blocks: queue.Queue[bytes]) -> None:
+        self._blocks = blocks
+        self._rest = memoryview(b"")
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        pieces, wanted = [], size
+        while wanted != 0 and not (self._ended and not self._rest):
+            if not self._rest:
+                self._rest = memoryview(self._blocks.get())
+                self._ended = not self._rest
+                continue
+            take = len(self._rest) if wanted < 0 else min(wanted, len(self._rest))
+            pieces.append(self._rest[:take])
+            self._rest = self._rest[take:]
+            wanted -= take if wanted > 0 else 0
+        return b"".join(pieces)
 
 
 def read_frame(path: Path, fmt: str) -> pd.DataFrame:

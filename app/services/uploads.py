@@ -1,6 +1,6 @@
 """Resumable chunked uploads: a session declares name, size, sha256 and chunk size; chunks (each with its own
 sha256) arrive in any order and in parallel; completion composes them, verifies the whole-file hash and records an
-immutable, content-addressed dataset version.
+immutable dataset version, stored once per content.
 
 Two modes, one set of semantics (which chunks are stored, resume, abort, expiry, completion checks):
 - api: chunks come through the API and are stored as objects under `uploads/<session id>/`.
@@ -8,10 +8,14 @@ Two modes, one set of semantics (which chunks are stored, resume, abort, expiry,
   `uploads/<session id>/staged`. The client asks for a presigned URL per chunk, whose signature binds the chunk's
   sha256 and length (S3 refuses other bytes), PUTs the chunk straight to S3 and reports it; the platform checks
   the part's size and ETag with S3 before recording it. Completion joins exactly the recorded parts (S3 checks
-  their ETags and checksums), reads the staged object once to verify the whole-file sha256, and only then copies
-  it to its content-addressed blob, so unverified bytes never sit under another user's blob key. A real multipart
-  upload (rather than presigned PUTs of part objects) costs one server-side copy instead of a compose of N
-  objects, and aborting it drops every part, including ones a client sent after the session ended.
+  their ETags and checksums) and reads the staged object once to verify the whole-file sha256. Aborting a
+  multipart upload drops every part, including ones a client sent after the session ended.
+
+Completion reads the file back once, in order: the same pass hashes it, writes the scratch file and feeds the
+format check (CSV/JSON lines are parsed as they stream in). Meanwhile S3 stores the file under the upload's own
+blob key (a server-side copy of the joined object, or a compose of the api parts), which no row references until
+the verified version is recorded, so unverified bytes never sit under a key another upload could share. Content
+stored already is not copied: the version shares that blob.
 
 Parts live under `uploads/<session id>/` (or in the session's multipart upload) until the session completes, is
 aborted or expires; every path that ends a session removes them. A part is written before its row: a part whose
@@ -31,6 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +408,7 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
             raise invalid(f"Upload {upload_id} lacks {len(missing)} of {upload.num_chunks} chunks: {shown}.")
         name, fmt, declared, size = upload.file_name, formats.detect(upload.file_name), upload.sha256, upload.size_bytes
         reuse_key = reuse.storage_key if reuse is not None else None
+        known = datasets.stored_content(session, sha256=declared, size=size) is not None
         num_chunks, chunk_size, multipart_id = upload.num_chunks, upload.chunk_size, upload.multipart_id
         parts = [
             (chunk.index + 1, chunk.etag or "", chunk.sha256)
@@ -419,31 +425,32 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
         )
         if claimed.rowcount != 1:
             raise conflict(f"Upload {upload_id} is being completed; ask for its status again in a moment.")
+    early: _EarlyCopy | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="aip-compose-") as tmp:
-            path = Path(tmp) / "data"
-            place_blob = None
-            if reuse_key is not None:
-                store.download(reuse_key, path)
-                digest = _sha256_file(path)
-            elif multipart_id is not None:
-                digest = _assemble_direct(_direct(store), upload_id, multipart_id, parts, path)
-            else:
-                digest = _compose(store, upload_id, num_chunks, path)
-                place_blob = _server_side_compose(store, upload_id, num_chunks, chunk_size)
-            if path.stat().st_size != size or digest != declared:
-                raise invalid(
-                    f"The composed file has {path.stat().st_size} bytes and sha256 {digest}, but the upload declared "
-                    f"{size} bytes and sha256 {declared}; the session was aborted. Check the file and upload again."
-                )
+        try:
+            with tempfile.TemporaryDirectory(prefix="aip-compose-") as tmp:
+                path = Path(tmp) / "data"
+                inspected = None
+                if reuse_key is not None:
+                    store.download(reuse_key, path)
+                    digest = _sha256_file(path)
+                    _verify(path, digest, size, declared)
+                else:
+                    if multipart_id is not None:
+                        _join_direct(_direct(store), upload_id, multipart_id, parts)
+                    if not known:  # else the verified bytes will share the stored ones: nothing to copy
+                        early = _EarlyCopy.start(store, upload_id, declared, multipart_id, num_chunks, chunk_size)
+                    with formats.StreamCheck(fmt) as check:
+                        digest = _read_back(store, upload_id, multipart_id, num_chunks, path, check.feed)
+                        _verify(path, digest, size, declared)
+                        inspected = check.result(path)
 
-            def close(session: Session, version: DatasetVersion) -> None:
-                done = session.get_one(UploadSession, upload_id)
-                done.status, done.version_id, done.updated_at = UploadStatus.COMPLETED, version.id, utcnow()
-                session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
+                def close(session: Session, version: DatasetVersion) -> None:
+                    done = session.get_one(UploadSession, upload_id)
+                    done.status, done.version_id, done.updated_at = UploadStatus.COMPLETED, version.id, utcnow()
+                    session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
 
-            def record(place_blob: Callable[[str], bool] | None) -> int:
-                return datasets.record_version(
+                version_id = datasets.record_version(
                     settings,
                     store,
                     dataset_id=dataset_id,
@@ -452,13 +459,13 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
                     path=path,
                     sha256=digest,
                     on_commit=close,
-                    place_blob=place_blob,
+                    inspected=inspected,
+                    stored_key=early.stored_key() if early is not None else None,
                 )
-
-            if reuse_key is None and multipart_id is not None:
-                version_id = _record_direct(settings, _direct(store), upload_id, digest, record)
-            else:
-                version_id = record(place_blob)
+        except BaseException:
+            if early is not None:  # bytes no version references: removed once the copy has landed
+                early.discard(settings)
+            raise
     except _LostPart as e:  # storage lost parts (e.g. restored from backup): forget them, so the client resends
         with session_scope(settings.database_url) as session:
             session.execute(
@@ -493,49 +500,89 @@ def _direct(store: ObjectStore) -> S3Store:
     return store
 
 
-def _assemble_direct(
-    store: S3Store, upload_id: str, multipart_id: str, parts: list[tuple[int, str, str]], dest: Path
-) -> str:
-    """Joins the recorded parts into the staged object (not yet a blob: its hash is unverified), then reads it
-    once into `dest`, hashing as it goes; returns the sha256."""
+def _verify(path: Path, digest: str, size: int, declared: str) -> None:
+    if path.stat().st_size != size or digest != declared:
+        raise invalid(
+            f"The composed file has {path.stat().st_size} bytes and sha256 {digest}, but the upload declared "
+            f"{size} bytes and sha256 {declared}; the session was aborted. Check the file and upload again."
+        )
+
+
+def _join_direct(store: S3Store, upload_id: str, multipart_id: str, parts: list[tuple[int, str, str]]) -> None:
+    """Joins the recorded parts into the staged object (not a blob: its hash is unverified)."""
     staged = staged_key(upload_id)
-    if not store.exists(staged):  # else an earlier completion joined the parts and then failed: reuse them
-        try:
-            store.complete_multipart(staged, multipart_id, parts)
-        except PartsRejected as e:
-            try:
-                held = {p.number: p.etag for p in store.list_parts(staged, multipart_id, limit=MAX_CHUNKS)}
-            except S3Error as gone:
-                if gone.code != "NoSuchUpload":
-                    raise
-                raise invalid(
-                    f"The storage no longer holds the parts of upload {upload_id}; the session was aborted. "
-                    "Upload the file again."
-                ) from e
-            lost = [number - 1 for number, etag, _ in parts if held.get(number) != etag]
-            raise _LostPart(lost or [number - 1 for number, _, _ in parts]) from e
+    if store.exists(staged):  # an earlier completion joined the parts and then failed: reuse them
+        return
     try:
-        return store.download_hashing(staged, dest)
+        store.complete_multipart(staged, multipart_id, parts)
+    except PartsRejected as e:
+        try:
+            held = {p.number: p.etag for p in store.list_parts(staged, multipart_id, limit=MAX_CHUNKS)}
+        except S3Error as gone:
+            if gone.code != "NoSuchUpload":
+                raise
+            raise invalid(
+                f"The storage no longer holds the parts of upload {upload_id}; the session was aborted. "
+                "Upload the file again."
+            ) from e
+        lost = [number - 1 for number, etag, _ in parts if held.get(number) != etag]
+        raise _LostPart(lost or [number - 1 for number, _, _ in parts]) from e
+
+
+def _read_back(
+    store: ObjectStore,
+    upload_id: str,
+    multipart_id: str | None,
+    num_chunks: int,
+    dest: Path,
+    on_block: Callable[[bytes], None],
+) -> str:
+    """Reads the joined file (direct) or the parts in order (api) once into `dest`, hashing as it goes and
+    passing each block to `on_block`; returns the sha256."""
+    if multipart_id is None:
+        return _compose(store, upload_id, num_chunks, dest, on_block)
+    try:
+        return _direct(store).download_hashing(staged_key(upload_id), dest, on_block)
     except KeyError as e:  # removed since it was joined: the parts went with the multipart upload
         raise invalid(f"The storage lost the joined file of upload {upload_id}; upload the file again.") from e
 
 
-def _record_direct(
-    settings: Settings, store: S3Store, upload_id: str, digest: str, record: Callable[[Callable[[str], bool]], int]
-) -> int:
-    """Records the version of a verified staged file. The copy to its blob (inside S3) runs while the format is
-    checked, as the bytes are verified already; if the version is not recorded, a blob nobody references goes."""
-    key = datasets.blob_key(digest)
-    if store.exists(key):
-        return record(lambda _key: False)
-    with ThreadPoolExecutor(1, thread_name_prefix="aip-copy") as pool:
-        copying = pool.submit(store.copy, staged_key(upload_id), key)
-        try:
-            return record(lambda _key: copying.result() is None)
-        except BaseException:
-            copying.exception()  # waits: the copy must not land after the clean-up
-            datasets.remove_unreferenced(settings, store, [key])
-            raise
+class _EarlyCopy:
+    """Stores the file inside S3 under the upload's own blob key while it is read back and verified (a copy of
+    the joined object, or a compose of the parts), so storing it costs no time after the check. No row
+    references that key (nor can another upload's: the key holds this upload's id) until the verified version
+    is recorded; every failure removes it."""
+
+    def __init__(self, store: ObjectStore, key: str, place: Callable[[str], None]) -> None:
+        self.store, self.key = store, key
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="aip-copy")
+        self._placing = self._pool.submit(place, key)
+        self._pool.shutdown(wait=False)
+
+    @classmethod
+    def start(
+        cls,
+        store: ObjectStore,
+        upload_id: str,
+        declared: str,
+        multipart_id: str | None,
+        num_chunks: int,
+        chunk_size: int,
+    ) -> _EarlyCopy | None:
+        """None where S3 cannot place the file itself (local storage, api chunks under 5 MiB)."""
+        if multipart_id is not None:
+            place: Callable[[str], None] | None = partial(_direct(store).copy, staged_key(upload_id))
+        else:
+            place = _composer(store, upload_id, num_chunks, chunk_size)
+        return None if place is None else cls(store, datasets.blob_key(declared, upload_id), place)
+
+    def stored_key(self) -> str:
+        self._placing.result()
+        return self.key
+
+    def discard(self, settings: Settings) -> None:
+        self._placing.exception()  # waits: the copy must not land after the clean-up
+        datasets.remove_unreferenced(settings, self.store, [self.key])
 
 
 def discard_stored(store: ObjectStore, upload_id: str, multipart_id: str | None) -> None:
@@ -555,26 +602,25 @@ def _reopen(settings: Settings, upload_id: str) -> None:
         )
 
 
-def _server_side_compose(store: ObjectStore, upload_id: str, num_chunks: int, chunk_size: int) -> Callable[[str], bool]:
-    """On S3, composes the parts into the blob inside the server, so the file's bytes cross the network once less.
-    S3 wants every part but the last to have at least 5 MiB; smaller chunks are stored from the composed file."""
+def _composer(store: ObjectStore, upload_id: str, num_chunks: int, chunk_size: int) -> Callable[[str], None] | None:
+    """On S3, composes the parts inside the server, so the file's bytes cross the network once less. S3 wants
+    every part but the last to have at least 5 MiB; smaller chunks are stored from the composed file (None)."""
+    if not isinstance(store, S3Store) or (num_chunks > 1 and chunk_size < S3_MIN_PART_BYTES):
+        return None
 
-    def place(key: str) -> bool:
-        if not isinstance(store, S3Store) or (num_chunks > 1 and chunk_size < S3_MIN_PART_BYTES):
-            return False
+    def compose(key: str) -> None:
         from minio.commonconfig import ComposeSource
 
         # The store's object names (its prefix applied), as its own methods use them.
         sources = [ComposeSource(store.bucket, store._name(part_key(upload_id, i))) for i in range(num_chunks)]
         store.client.compose_object(store.bucket, store._name(key), sources)
-        return True
 
-    return place
+    return compose
 
 
-def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path) -> str:
-    """Concatenates the parts in order into `dest`, hashing as it goes. A few parts are fetched ahead in parallel
-    (bounded, so memory stays a few chunks whatever the file size)."""
+def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path, on_block: Callable[[bytes], None]) -> str:
+    """Concatenates the parts in order into `dest`, hashing as it goes (and passing each to `on_block`). A few
+    parts are fetched ahead in parallel (bounded, so memory stays a few chunks whatever the file size)."""
     digest = hashlib.sha256()
 
     def fetch(index: int) -> bytes:
@@ -591,6 +637,7 @@ def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path) ->
                 pending.append(pool.submit(fetch, index + COMPOSE_PREFETCH))
             digest.update(data)
             out.write(data)
+            on_block(data)
     return digest.hexdigest()
 
 

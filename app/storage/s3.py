@@ -14,7 +14,7 @@ import hashlib
 import io
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,9 +138,10 @@ class S3Store:
 
     # streaming read and server-side copy
 
-    def download_hashing(self, key: str, dest: Path) -> str:
+    def download_hashing(self, key: str, dest: Path, on_block: Callable[[bytes], None] | None = None) -> str:
         """Downloads `key` into `dest` in one streaming pass and returns its sha256 (hex). A few ranged GETs are
-        in flight while the previous range is hashed and written, so the network and the hash overlap."""
+        in flight while the previous range is hashed and written, so the network and the hash overlap.
+        `on_block` sees each range in order too (e.g. a format check parsing as the bytes arrive)."""
         name = self._name(key)
         try:
             size = self.client.stat_object(self.bucket, name).size or 0
@@ -167,6 +168,8 @@ class S3Store:
                     pending.append(pool.submit(fetch, offsets.popleft()))
                 digest.update(data)
                 out.write(data)
+                if on_block is not None:
+                    on_block(data)
         return digest.hexdigest()
 
     def copy(self, source: str, dest: str) -> None:

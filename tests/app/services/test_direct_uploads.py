@@ -251,8 +251,9 @@ def test_hash_mismatch_at_completion_aborts_and_leaves_nothing(s3_env: DataEnv, 
     assert sha(data) in err.message and claimed in err.message
     assert status(env, upload_id) == "ABORTED"
     assert env.stored_keys() == set()  # no staged file, no blob, no multipart upload
-    # Nor did the unverified bytes ever reach the blob the upload claimed.
+    # Nor did the unverified bytes stay under a blob key of the hash the upload claimed.
     assert not env.store.exists(datasets.blob_key(claimed))
+    assert not env.store.exists(datasets.blob_key(claimed, upload_id))
 
 
 def test_parts_changed_behind_the_platform_never_reach_a_blob(s3_env: DataEnv, s3_http: httpx.Client) -> None:
@@ -329,6 +330,11 @@ def test_dedup_with_direct_uploads(s3_env: DataEnv, s3_http: httpx.Client) -> No
     for index, chunk in enumerate(split(data, CHUNK)):
         send(env, s3_http, first_ds, upload_id, index, chunk)
     first = complete(env, first_ds, upload_id)
+    # S3 joined the parts; the verified object stays where it was copied to while it was checked.
+    blob = datasets.blob_key(sha(data), upload_id)
+    assert list(env.store.list(datasets.BLOB_PREFIX)) == [blob]
+    with session_scope(env.settings.database_url) as session:
+        assert session.get_one(DatasetVersion, first).storage_key == blob
 
     # The owner can read those bytes already: the new direct session needs no part, and leaves no upload behind.
     again = open_direct(env, second_ds, data)
@@ -337,7 +343,7 @@ def test_dedup_with_direct_uploads(s3_env: DataEnv, s3_http: httpx.Client) -> No
         assert uploads.known_content(session, user=env.owner, upload=upload) is not None
     second = complete(env, second_ds, again)
     assert second != first
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == [datasets.blob_key(sha(data))]
+    assert list(env.store.list(datasets.BLOB_PREFIX)) == [blob]
     assert multipart_uploads(env) == []
 
     # Another user uploads the same bytes directly: verified, then shared; the blob stays one object.
@@ -352,8 +358,9 @@ def test_dedup_with_direct_uploads(s3_env: DataEnv, s3_http: httpx.Client) -> No
         uploads.report_part(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other,
                             index=index, size_bytes=len(chunk), sha256=sha(chunk), etag=etag)  # fmt: skip
     uploads.complete(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other)
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == [datasets.blob_key(sha(data))]
+    assert list(env.store.list(datasets.BLOB_PREFIX)) == [blob]
     with session_scope(env.settings.database_url) as session:
+        assert set(session.scalars(select(DatasetVersion.storage_key)).all()) == {blob}
         assert len(session.scalars(select(DatasetVersion.id)).all()) == 3
     env.assert_no_orphans()
 

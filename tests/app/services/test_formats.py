@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from app.core.errors import AipError
 from app.db.models import DatasetVersion, TrainingJob
 from app.db.session import session_scope
-from app.services import datasets, profiles
+from app.services import datasets, formats, profiles
 from tests.utils.data_env import DataEnv
 
 
@@ -101,3 +102,66 @@ def test_versions_used_by_training_cannot_be_deleted(fast_env: DataEnv) -> None:
     with session_scope(env.settings.database_url) as session:
         assert env.store.exists(session.get_one(DatasetVersion, version_id).storage_key)
     env.assert_no_orphans()
+
+
+def _checked_as_streamed(path: Path, fmt: str, block: int) -> object:
+    """What a streaming check says of the file fed in `block`-byte pieces (or the refusal's message)."""
+    data = path.read_bytes()
+    try:
+        with formats.StreamCheck(fmt) as check:
+            for start in range(0, len(data), block):
+                check.feed(data[start : start + block])
+            return check.result(path)
+    except AipError as e:
+        return e.message
+
+
+def _checked(path: Path, fmt: str) -> object:
+    try:
+        return formats.inspect(path, fmt)
+    except AipError as e:
+        return e.message
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [
+        ("csv", encoded("csv")),
+        ("csv", b"a,b\n" + b"1,2\n" * 200_000 + b"x,2\n"),  # a type change after the first block: pandas decides
+        ("csv", b"a,b\n"),
+        ("csv", b"a,b\n1,2,3\n"),
+        ("csv", b""),
+        ("jsonl", encoded("jsonl")),
+        ("jsonl", b"not json\n"),
+        ("jsonl", b'{"a": 1, "b": 2}\n{"a": "x", "b": 3}\n'),  # mixed values in a column: kept, as text
+        ("parquet", encoded("parquet")),
+        ("parquet", b"junk"),
+    ],
+)
+def test_streaming_check_agrees_with_the_check_of_the_file(tmp_path: Path, fmt: str, data: bytes) -> None:
+    path = tmp_path / f"data.{fmt}"
+    path.write_bytes(data)
+    expected = _checked(path, fmt)
+    for block in (1000, 1 << 20, 64 << 20):
+        assert _checked_as_streamed(path, fmt, block) == expected
+
+
+def test_a_column_of_mixed_values_is_kept_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"a": 1, "b": 2}\n{"a": "x", "b": 3}\n')
+    rows, columns, _ = formats.inspect(path, "jsonl")
+    assert rows == 2 and columns == [{"name": "a", "dtype": "object"}, {"name": "b", "dtype": "int64"}]
+
+
+def test_streaming_check_stops_early_on_bad_input_and_can_be_abandoned(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,2,3\n" + b"4,5\n" * 100_000)
+    with formats.StreamCheck("csv") as check:
+        check.feed(b"a,b\n1,2,3\n")
+        rows = b"4,5\n" * (1 << 18)
+        for _ in range(100):  # 100 MiB, far more than its queue holds: a parser that stopped takes no more
+            check.feed(rows)
+        with pytest.raises(AipError, match="not a readable CSV"):
+            check.result(path)
+    with formats.StreamCheck("csv") as check:  # a read that failed midway: leaving the block ends the parser
+        check.feed(b"a,b\n1,2\n")

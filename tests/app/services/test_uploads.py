@@ -333,3 +333,40 @@ def test_chunks_of_s3_part_size_compose_on_the_server(fast_env: DataEnv) -> None
         assert (version.num_rows, version.sha256) == (data.count(b"\n") - 1, sha(data))
         assert env.store.get_bytes(version.storage_key) == data
     env.assert_no_orphans()
+
+
+def test_server_side_compose_keeps_only_verified_readable_bytes(fast_env: DataEnv) -> None:
+    # On S3 the 5 MiB parts are composed under the upload's own blob key while they are read back: a wrong hash or
+    # an unreadable file removes that copy; identical content later shares the first upload's blob.
+    env = fast_env
+    line = b"1.5,2.5,beta\n"
+    data = b"a,b,c\n" + line * ((11 << 20) // len(line))
+    bad = b"a,b\n" + b"1,2,3\n" * ((11 << 20) // 6)
+    dataset_id = env.dataset("own-blob")
+    big = {"chunk_size": 5 << 20}
+
+    def send_all(upload_id: str, content: bytes) -> None:
+        for index, chunk in enumerate(split(content, 5 << 20)):
+            env.put(dataset_id, upload_id, index, chunk)
+
+    complete = uploads.complete
+    wrong = open_session(env, dataset_id, data, sha256=sha(data + b"x"), **big)
+    send_all(wrong, data)
+    expect(ErrorCode.INVALID_INPUT, "declared", complete, env.settings, env.store, user=env.owner,
+           dataset_id=dataset_id, upload_id=wrong)  # fmt: skip
+    unreadable = open_session(env, dataset_id, bad, **big)
+    send_all(unreadable, bad)
+    expect(ErrorCode.INVALID_INPUT, "not a readable CSV", complete, env.settings, env.store, user=env.owner,
+           dataset_id=dataset_id, upload_id=unreadable)  # fmt: skip
+    assert env.stored_keys() == set() and version_count(env) == 0
+
+    first_upload = open_session(env, dataset_id, data, **big)
+    send_all(first_upload, data)
+    first = complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=first_upload)
+    second = env.upload(env.dataset("own-blob-again"), "again.csv", data, chunk_size=5 << 20)
+    with session_scope(env.settings.database_url) as session:
+        keys = {session.get_one(DatasetVersion, v).storage_key for v in (first, second)}
+    composed = datasets.blob_key(sha(data), first_upload) if env.store.url.startswith("s3://") else None
+    assert keys == {composed or datasets.blob_key(sha(data))}
+    assert list(env.store.list(datasets.BLOB_PREFIX)) == list(keys)
+    env.assert_no_orphans()
