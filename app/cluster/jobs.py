@@ -24,7 +24,7 @@ class RayJobState:
 # metrics (controller and worker callbacks) are off too: the platform records its own, and they only add set-up work.
 # The controller collects reports when it polls its workers: every 0.5 s instead of 2 s, so a metric reaches the
 # database (and the UI) about a second sooner, for one cheap call per worker and poll.
-_TRAIN_ENV = {
+TRAIN_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
@@ -46,7 +46,7 @@ def submit(settings: Settings, *, submission_id: str, module: str, args: list[st
         return _client(settings.dashboard_url).submit_job(
             entrypoint=entrypoint,
             submission_id=submission_id,
-            runtime_env={"env_vars": {**settings.worker_env(), **_TRAIN_ENV}},
+            runtime_env={"env_vars": {**settings.worker_env(), **TRAIN_ENV}},
         )
     except Exception as e:  # the client raises RuntimeError/ConnectionError with Ray's text
         raise AipError(ErrorCode.UNAVAILABLE, f"Could not submit to Ray at {settings.dashboard_url}: {e}") from e
