@@ -23,6 +23,10 @@ def ray_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(settings.worker_env(with_secrets=True))
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # The head's own metrics endpoints sit on fixed default ports (44217, 44227) unless told otherwise: next to
+    # the dashboard's port instead, so two platforms (or a platform and the test suite) on one host do not collide.
+    env.setdefault("DASHBOARD_METRIC_PORT", str(settings.ray_dashboard_port + 1))
+    env.setdefault("AUTOSCALER_METRIC_PORT", str(settings.ray_dashboard_port + 2))
     return env
 
 
