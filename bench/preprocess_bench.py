@@ -1,6 +1,7 @@
-"""Preprocessing benchmark: the platform's pipeline path (Ray Data read from storage, steps fitted by streaming
-passes over the blocks, Parquet out; train_jobs.preprocess.fit_and_write) against pandas + scikit-learn in one
-process, on the same generated CSV, in the same run.
+"""Preprocessing benchmark: the platform's pipeline path (the CSV parsed from storage by one Ray task per byte
+range and staged as Arrow files, steps fitted by streaming passes over them, Parquet out;
+train_jobs.preprocess.fit_and_write) against pandas + scikit-learn in one process, on the same generated CSV, in
+the same run.
 
     .venv/bin/python -m bench.preprocess_bench --rows 1000000 [--rows 10000000]
 

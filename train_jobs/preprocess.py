@@ -3,9 +3,10 @@
 Run by the platform as `python -m train_jobs.preprocess RUN_ID`. On success the run row names the new version
 (Parquet, with its parent, the steps and the fitted JSON state); on failure it says why.
 
-Memory stays bounded by the block size, not the data size: Ray Data reads the version into Ray's object store
-(spilled to disk past its capacity), each step is fitted by streaming passes over the blocks and the output is
-written group by group (train_jobs/streaming_fit.py).
+Memory stays bounded by the block size, not the data size: a CSV version is parsed by one task per byte range and
+staged as Arrow files on the nodes' disks (train_jobs/staged_csv.py); other formats are read by Ray Data into Ray's
+object store (spilled to disk past its capacity). Each step is fitted by streaming passes over the parts and the
+output is written group by group (train_jobs/streaming_fit.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from app.db.session import session_scope
 from app.services import data_io, pipelines
 from app.services.pipeline_transform import fit_source
 from app.storage import open_store
-from train_jobs.streaming_fit import BlockSource
+from train_jobs.staged_csv import SplitInsideQuotes, staged_csv
+from train_jobs.streaming_fit import BlockSource, cluster_cpus
 
 
 def run(run_id: int) -> int:
@@ -45,9 +47,20 @@ def fit_and_write(
     settings: Settings, version: DatasetVersion, steps: list[dict[str, Any]], features: dict[str, Any], path: Path
 ) -> dict[str, Any]:
     """Fits the steps on the version and writes the transformed rows to `path` (Parquet); returns the state."""
+    if version.format == "csv":
+        try:
+            with staged_csv(settings, version, cluster_cpus()) as staged:
+                return _fit_and_write(BlockSource.staged(staged), steps, features, path)
+        except SplitInsideQuotes:
+            pass  # text with line breaks: Ray Data's reader reads the file from the start
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # rows keep the version's order
     blocks = data_io.read_version(settings, version).materialize()
-    source = BlockSource(blocks.to_arrow_refs())
+    return _fit_and_write(BlockSource(blocks.to_arrow_refs()), steps, features, path)
+
+
+def _fit_and_write(
+    source: BlockSource, steps: list[dict[str, Any]], features: dict[str, Any], path: Path
+) -> dict[str, Any]:
     state = fit_source(steps, source, features)
     source.write_parquet(state, path)
     return state

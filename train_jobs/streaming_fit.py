@@ -1,10 +1,12 @@
-"""Fitting and applying a preprocessing pipeline over a Ray dataset's blocks, without gathering the rows.
+"""Fitting and applying a preprocessing pipeline over a dataset's blocks, without gathering the rows.
 
-The input is read once by Ray Data into Ray's object store (which spills to disk past its capacity). Every
-statistics pass then runs one Ray task per group of blocks: the task converts the group to pandas, applies the steps
-fitted so far (the same `apply_steps` serving uses) and returns a small partial (counts, moments, a histogram, a
-few gathered values) that the driver merges (see app/services/pipeline_stats.py). The last pass transforms the
-groups and the driver writes them, in order, to one Parquet file. No process holds more than a few groups.
+The input is read once: a CSV is parsed in byte ranges and staged as Arrow files on the nodes' disks
+(train_jobs/staged_csv.py), other formats are read by Ray Data into Ray's object store (which spills to disk past
+its capacity). Every statistics pass then runs one Ray task per group of blocks (on the node holding a staged
+group): the task converts the group to pandas, applies the steps fitted so far (the same `apply_steps` serving
+uses) and returns a small partial (counts, moments, a histogram, a few gathered values) that the driver merges
+(see app/services/pipeline_stats.py). The last pass transforms the groups and the driver writes them, in order,
+to one Parquet file. No process holds more than a few groups.
 
 Plain tasks rather than one Ray Data execution per pass: a pass is many small executions (one or two per step),
 and Ray Data's per-block operator overhead (~20 ms a block) would cost more than the statistics themselves.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +29,53 @@ import ray
 
 from app.services.pipeline_transform import PipelineError, apply_steps, input_columns_for
 from app.services.quality_checks import plain_frame
+from train_jobs.staged_csv import StagedInput, on_node, read_staged
 
 GROUP_ROWS = 250_000  # rows a task handles: large enough to amortise a task, small enough to bound its memory
 SAMPLE_ROWS = 1_000  # rows used to resolve columns and dtypes after each step
 
 
-def _cpus() -> int:
+def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)))
 
 
+@dataclass
+class _Group:
+    """Consecutive blocks one task handles: object refs (Ray passes them as tables) or the paths of staged parts,
+    all on `node`, where the task must then run."""
+
+    blocks: list[Any]
+    node: str | None = None
+
+    def submit(self, function: Any, task: ray.ObjectRef) -> ray.ObjectRef:
+        if self.node is None:
+            return function.remote(task, *self.blocks)
+        return function.options(scheduling_strategy=on_node(self.node)).remote(task, *self.blocks)
+
+
 class BlockSource:
-    """A pipeline source over Arrow blocks in Ray's object store (see pipeline_transform.Source)."""
+    """A pipeline source over Arrow blocks in Ray's object store, or over parts staged on the nodes' disks
+    (`staged`); see pipeline_transform.Source."""
 
     def __init__(self, blocks: list[ray.ObjectRef]) -> None:
         chunks = [blocks[i : i + 64] for i in range(0, len(blocks), 64)]
         info = [row for part in ray.get([_block_info.remote(*chunk) for chunk in chunks]) for row in part]
         head = ray.get(blocks[0]).slice(0, SAMPLE_ROWS) if blocks else pa.table({})
-        nulls = {c: any(i["nulls"].get(c, 0) for i in info) for c in head.column_names}
-        self._groups = _group(blocks, [i["rows"] for i in info], _cpus())
+        self._setup([(None, b, i["rows"], i["nulls"]) for b, i in zip(blocks, info, strict=True)], head)
+
+    @classmethod
+    def staged(cls, staged: StagedInput) -> BlockSource:
+        source = cls.__new__(cls)
+        source._setup([(p.node, p.path, p.rows, p.nulls) for p in staged.parts], staged.head)
+        return source
+
+    def _setup(self, blocks: list[tuple[str | None, Any, int, dict[str, int]]], head: pa.Table) -> None:
+        """`blocks`: (node or None, block, rows, missing values per column) in order; `head`: the first rows."""
+        nulls = {c: any(b[3].get(c, 0) for b in blocks) for c in head.column_names}
+        self._groups = _group(blocks, cluster_cpus())
         self._dtypes = _dtypes(head, nulls)
         self._sample = to_frame(head, self._dtypes)
-        self.rows = sum(i["rows"] for i in info)
+        self.rows = sum(b[2] for b in blocks)
 
     def sample(self, steps: list[dict[str, Any]]) -> pd.DataFrame:
         return apply_steps(steps, self._sample)
@@ -54,17 +83,17 @@ class BlockSource:
     def collect(self, steps: list[dict[str, Any]], columns: list[str], partial: Callable[[pd.DataFrame], Any]) -> list:
         needed = input_columns_for(steps, columns)
         task = ray.put((steps, needed, partial, self._dtypes))
-        return [p for parts in _get([_partials.remote(task, *g) for g in self._groups]) for p in parts]
+        return [p for parts in _get([g.submit(_partials, task) for g in self._groups]) for p in parts]
 
     def write_parquet(self, state: dict[str, Any], path: Path) -> int:
         """Transforms every group with the fitted state and writes them in order to one Parquet file; returns the
         rows written. At most a few transformed groups are in flight at a time."""
-        window = 2 * _cpus()
+        window = 2 * cluster_cpus()
         pending: deque[ray.ObjectRef] = deque()
         writer = _OrderedWriter(path)
         steps = ray.put((state["steps"], self._dtypes))
         for group in self._groups:
-            pending.append(_transformed.remote(steps, *group))
+            pending.append(group.submit(_transformed, steps))
             if len(pending) >= window:
                 writer.add(_get([pending.popleft()])[0])
         while pending:
@@ -108,17 +137,17 @@ def _dtypes(sample: pa.Table, nulls: dict[str, bool]) -> dict[str, Any]:
     return dtypes
 
 
-def _group(blocks: list[ray.ObjectRef], rows: list[int], cpus: int) -> list[list[ray.ObjectRef]]:
-    """Consecutive blocks in groups of about GROUP_ROWS rows, and at least two groups per CPU where the data
-    allows, so every core has work."""
-    target = max(1, min(GROUP_ROWS, -(-sum(rows) // (2 * cpus))))
-    groups: list[list[ray.ObjectRef]] = []
-    size = target
-    for block, count in zip(blocks, rows, strict=True):
-        if size >= target:
-            groups.append([])
+def _group(blocks: list[tuple[str | None, Any, int, dict[str, int]]], cpus: int) -> list[_Group]:
+    """Consecutive blocks of one node in groups of at most GROUP_ROWS rows (a larger block is a group of its own),
+    and at least two groups per CPU where the data allows, so every core has work."""
+    target = max(1, min(GROUP_ROWS, -(-sum(b[2] for b in blocks) // (2 * cpus))))
+    groups: list[_Group] = []
+    size = 0
+    for node, block, count, _nulls in blocks:
+        if not groups or groups[-1].node != node or (size and size + count > target):
+            groups.append(_Group([], node))
             size = 0
-        groups[-1].append(block)
+        groups[-1].blocks.append(block)
         size += count
     return groups
 
@@ -149,8 +178,10 @@ def _transformed(task: tuple, *blocks: pa.Table) -> pa.Table:
     return _arrow(apply_steps(steps, to_frame(_concat(blocks), dtypes)))
 
 
-def _concat(blocks: tuple[pa.Table, ...], columns: list[str] | None = None) -> pa.Table:
-    """A group's blocks as one table (one pandas conversion and one run of the steps per group, not per block)."""
+def _concat(blocks: tuple[pa.Table | str, ...], columns: list[str] | None = None) -> pa.Table:
+    """A group's blocks (tables, or paths of staged parts) as one table (one pandas conversion and one run of the
+    steps per group, not per block)."""
+    blocks = tuple(read_staged(b) if isinstance(b, str) else b for b in blocks)
     if columns is not None:
         blocks = tuple(b.select([c for c in columns if c in b.column_names]) for b in blocks)
     return pa.concat_tables(blocks, promote_options="permissive") if len(blocks) > 1 else blocks[0]

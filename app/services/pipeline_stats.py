@@ -6,7 +6,9 @@ stay accurate where running sums of squares would cancel), co-moments for correl
 values. On a single block each gives exactly numpy's / pandas' number (mean = sum / n, std = sqrt(mean squared
 deviation), ddof=0).
 
-Order statistics (medians, IQR quartiles) are exact, not sketched: values are mapped to order-preserving 64-bit
+Order statistics (medians, IQR quartiles) are exact, not sketched. One pass gathers each block's values around its
+own quantile positions; where the blocks are alike, that decides the wanted ranks exactly (`quantiles`). Otherwise
+values are mapped to order-preserving 64-bit
 keys and counted in 65,536 buckets by the top 16 bits; the bucket holding each wanted rank is then either gathered
 (when it holds at most GATHER_LIMIT values) or counted again by the next 16 bits, and so on. Each round is one pass
 over the data with bounded memory (a 65,536-entry count per column, or at most GATHER_LIMIT values); typical data
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 GATHER_LIMIT = 1 << 20
+WINDOW_ROWS = 2048  # values each block gathers on either side of its own quantile position (0: bucket passes only)
 MEDIAN = -1.0  # asks `quantiles` for np.median's value
 _BUCKET_BITS = 16
 _SIGN = np.uint64(1 << 63)
@@ -134,7 +137,18 @@ def _lerp(a: float, b: float, t: np.float64) -> float:
 
 def quantiles(columns: list[str], wanted: dict[str, list[float]], run: Pass) -> dict[str, list[float]]:
     """Exact quantiles of each column's present values, as np.percentile(values, 100 * q) gives them; MEDIAN in
-    `wanted` asks for np.median's value instead. Columns without values get NaN."""
+    `wanted` asks for np.median's value instead. Columns without values get NaN.
+
+    One pass first gathers, from each block, the values around the block's own quantile positions: where blocks
+    are alike (no block's values lie wholly above or below the others'), the wanted ranks fall where every block's
+    window overlaps and are read off exactly. The columns this leaves open take the bucket passes."""
+    found = _from_windows(columns, wanted, run, WINDOW_ROWS) if WINDOW_ROWS else {}
+    rest = [c for c in columns if c not in found]
+    found |= _bucketed(rest, wanted, run) if rest else {}
+    return {c: found[c] for c in columns}
+
+
+def _bucketed(columns: list[str], wanted: dict[str, list[float]], run: Pass) -> dict[str, list[float]]:
     counts = _combine_histograms(run(lambda frame: {c: _histogram(present(frame, c), 0, 0) for c in columns}))
     totals = {c: int(counts[c].sum()) for c in columns}
     ranks = {c: sorted({r for q in wanted[c] for r in _ranks(totals[c], q)}) for c in columns}
@@ -167,6 +181,50 @@ def quantiles(columns: list[str], wanted: dict[str, list[float]], run: Pass) -> 
     for c in columns:
         out[c] = [_quantile_from(totals[c], q, lambda r, c=c: found[(c, r)]) for q in wanted[c]]
     return out
+
+
+Window = tuple[int, np.ndarray]  # (position of the first value in the block's sorted values, the values, sorted)
+
+
+def _from_windows(columns: list[str], wanted: dict[str, list[float]], run: Pass, half: int) -> dict[str, list[float]]:
+    """The columns whose quantiles every block's windows decide (see `quantiles`)."""
+    fractions = {c: [0.5 if q < 0 else q for q in wanted[c]] for c in columns}
+    parts = run(lambda frame: {c: _windows(present(frame, c), fractions[c], half) for c in columns})
+    out = {}
+    for c in columns:
+        blocks = [p[c] for p in parts if p[c][0]]  # (values, windows) of blocks with values
+        total = sum(n for n, _w in blocks)
+        found: dict[int, float] = {}
+        for i, q in enumerate(wanted[c]):
+            found |= _read_ranks([(n, w[i]) for n, w in blocks], _ranks(total, q))
+        if all(r in found for q in wanted[c] for r in _ranks(total, q)):
+            out[c] = [_quantile_from(total, q, found.__getitem__) for q in wanted[c]]
+    return out
+
+
+def _windows(values: np.ndarray, fractions: list[float], half: int) -> tuple[int, list[Window]]:
+    """The block's count and, per fraction q, its sorted values within `half` positions of q * (n - 1)."""
+    n = int(values.size)
+    spans = [(max(0, int(q * (n - 1)) - half), min(n, int(q * (n - 1)) + half + 1)) for q in fractions]
+    if n:
+        values = np.partition(values, sorted({k for a, b in spans for k in (a, b - 1)}))
+    return n, [(a, np.sort(values[a:b])) for a, b in spans]
+
+
+def _read_ranks(blocks: list[tuple[int, Window]], ranks: list[int]) -> dict[int, float]:
+    """The values at `ranks` (0-based, over all blocks) that the windows decide. Every value strictly between
+    `low` (the highest window start) and `high` (the lowest window end) is in its block's window, and every
+    block's values up to `low` are counted exactly (those before its window, those in it), so those values sit
+    at known ranks."""
+    if not blocks or not ranks:
+        return {}
+    low = max((w[0] if start else -np.inf for _n, (start, w) in blocks), default=-np.inf)
+    high = min((w[-1] if start + w.size < n else np.inf for n, (start, w) in blocks), default=np.inf)
+    if not low < high:
+        return {}
+    below = sum(start + int(np.searchsorted(w, low, side="right")) for _n, (start, w) in blocks)
+    between = np.sort(np.concatenate([w[(w > low) & (w < high)] for _n, (_s, w) in blocks]))
+    return {r: float(between[r - below]) for r in ranks if 0 <= r - below < between.size}
 
 
 def _ranks(n: int, q: float) -> list[int]:

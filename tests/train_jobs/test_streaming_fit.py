@@ -1,9 +1,11 @@
 """Streaming fit over Ray blocks against the one-frame fit (itself checked against pandas + scikit-learn in
 tests/app/services/test_pipeline_transform.py): uneven blocks, statistics merged across them, the same rows dropped,
-the same output written, and a step's error surfacing with its message."""
+the same output written, and a step's error surfacing with its message. A CSV parsed in byte ranges and staged on
+disk fits and writes exactly as Ray Data's one-task read does."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +19,15 @@ import ray
 
 from app.cluster.platform import RunningPlatform
 from app.core.config import Settings
+from app.db.models import DatasetVersion
+from app.services.data_io import read_version
 from app.services.pipeline_transform import PipelineError, fit_source, fit_transform
 from app.services.quality_checks import plain_frame
 from tests.app.services.test_pipeline_transform import FEATURES, raw_frame
+from tests.utils.seaweedfs import seaweedfs_server
+from train_jobs import staged_csv as staged_csv_module
+from train_jobs.preprocess import fit_and_write
+from train_jobs.staged_csv import SplitInsideQuotes, staged_csv
 from train_jobs.streaming_fit import BlockSource
 
 pytestmark = pytest.mark.ray
@@ -115,3 +123,92 @@ def test_a_step_error_in_a_later_block_is_the_steps_message(ray_driver: None) ->
     source = BlockSource(uneven_blocks(frame, [2, 4]))
     with pytest.raises(PipelineError, match=r"Step 0 \(cast\): column 'n' does not convert to int"):
         fit_source([{"op": "cast", "types": {"n": "int"}}], source)
+
+
+def csv_version(tmp_path: Path, frame: pd.DataFrame) -> tuple[Settings, DatasetVersion]:
+    store = tmp_path / "store"
+    store.mkdir()
+    frame.to_csv(store / "data.csv", index=False)
+    settings = Settings(data_dir=tmp_path / "settings", storage_url=f"file://{store}")
+    version = DatasetVersion(id=0, format="csv", storage_key="data.csv", columns=[{"name": c} for c in frame.columns])
+    return settings, version
+
+
+def test_a_csv_parsed_in_byte_ranges_fits_and_writes_like_ray_datas_read(
+    ray_driver: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = data().drop(columns=["memo"])  # a text column empty in the first block fails either reader
+    frame.loc[7, "size"] = 'say "M", or L'  # a quoted cell with a comma
+    settings, version = csv_version(tmp_path, frame)
+    monkeypatch.setattr(staged_csv_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_csv_module, "RANGE_BYTES", 7000)  # ~20 ranges, cut inside lines
+    steps = [s for s in STEPS if s["op"] != "validate"]
+    with staged_csv(settings, version, cpus=2) as staged:
+        assert len(staged.parts) > 10
+        scratch = {str(Path(p.path).parent) for p in staged.parts}
+        state = json.loads(json.dumps(fit_and_write(settings, version, steps, FEATURES, tmp_path / "staged.parquet")))
+
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    blocks = read_version(settings, version).materialize().to_arrow_refs()
+    source = BlockSource(blocks)  # Ray Data's read: one task, blocks in the object store
+    expected_state = json.loads(json.dumps(fit_source(steps, source, FEATURES)))
+    source.write_parquet(expected_state, tmp_path / "ray_data.parquet")
+
+    assert_state_equal(state, expected_state)  # means: merged over other groups, equal to the last bits or so
+    assert [s.get("values") for s in state["steps"][:2]] == [s.get("values") for s in expected_state["steps"][:2]]
+    assert state["steps"][2]["bounds"] == expected_state["steps"][2]["bounds"]  # order statistics: exact
+    produced, expected = pd.read_parquet(tmp_path / "staged.parquet"), pd.read_parquet(tmp_path / "ray_data.parquet")
+    pd.testing.assert_frame_equal(produced, expected, atol=1e-12, rtol=0)
+    assert len(produced) > 2500
+    assert not any(Path(d).exists() for d in scratch)  # the staged parts are removed
+
+
+def test_a_csv_that_does_not_parse_says_where(ray_driver: None, tmp_path: Path) -> None:
+    settings, version = csv_version(tmp_path, pd.DataFrame({"a": [1.5] * 5000, "b": ["x"] * 5000}))
+    path = tmp_path / "store" / "data.csv"
+    path.write_text(path.read_text() + "1.0,y,surplus\n")
+    with pytest.raises(PipelineError, match="the CSV file does not parse"):
+        fit_and_write(settings, version, [{"op": "scale", "columns": ["a"]}], {}, tmp_path / "out.parquet")
+
+
+def test_a_csv_in_s3_is_read_in_byte_ranges(ray_driver: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pd.DataFrame({"a": np.arange(3000) / 7, "b": [f"v{i % 5}" for i in range(3000)]})
+    monkeypatch.setattr(staged_csv_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_csv_module, "RANGE_BYTES", 5000)
+    with seaweedfs_server() as s3:
+        client = s3.client()
+        client.make_bucket("aip-staged")
+        body = frame.to_csv(index=False).encode()
+        client.put_object("aip-staged", "data/data.csv", io.BytesIO(body), len(body))
+        settings = Settings(
+            data_dir=tmp_path / "settings",
+            storage_url="s3://aip-staged/data",
+            s3_endpoint=s3.endpoint,
+            s3_access_key=s3.access_key,
+            s3_secret_key=s3.secret_key,
+        )
+        version = DatasetVersion(id=0, format="csv", storage_key="data.csv", columns=[{"name": "a"}, {"name": "b"}])
+        with staged_csv(settings, version, cpus=2) as staged:
+            assert len(staged.parts) > 5
+            read = pa.concat_tables(ray.get([_read_part.remote(p.path) for p in staged.parts]))
+    pd.testing.assert_frame_equal(read.to_pandas(), frame)
+
+
+@ray.remote
+def _read_part(path: str) -> pa.Table:
+    return staged_csv_module.read_staged(path)
+
+
+def test_text_with_line_breaks_is_not_cut_but_read_from_the_start(
+    ray_driver: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = pd.DataFrame({"x": np.arange(400) / 3, "note": [f"line one\nline two, {i}\n" * 20 for i in range(400)]})
+    settings, version = csv_version(tmp_path, frame)
+    monkeypatch.setattr(staged_csv_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_csv_module, "RANGE_BYTES", 5000)
+    with pytest.raises(SplitInsideQuotes), staged_csv(settings, version, cpus=2):
+        pass
+    state = fit_and_write(settings, version, [{"op": "scale", "columns": ["x"]}], {}, tmp_path / "out.parquet")
+    produced = pd.read_parquet(tmp_path / "out.parquet")
+    assert produced["note"].tolist() == frame["note"].tolist()
+    assert state["steps"][0]["params"]["x"][0] == pytest.approx(frame["x"].mean(), rel=1e-12)

@@ -1,8 +1,10 @@
 """Mergeable statistics against numpy on the same values, split into uneven blocks: exact order statistics
-(np.percentile's linear interpolation, np.median), also when buckets must be refined down to single keys, and
-moments merged across blocks."""
+(np.percentile's linear interpolation, np.median) from the blocks' windows, and also when buckets must be refined
+down to single keys, and moments merged across blocks."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,8 +29,13 @@ def kinds(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("gather_limit", [1 << 20, 7, 0], ids=["gather", "refine once", "refine to single keys"])
-def test_quantiles_equal_numpy(gather_limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("window", "gather_limit"),
+    [(0, 1 << 20), (0, 7), (0, 0), (2048, 1 << 20), (3, 1 << 20), (1, 0)],
+    ids=["gather", "refine once", "refine to single keys", "windows", "narrow windows", "narrowest, then refine"],
+)
+def test_quantiles_equal_numpy(window: int, gather_limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "WINDOW_ROWS", window)
     monkeypatch.setattr(stats, "GATHER_LIMIT", gather_limit)
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 400, 2001):
@@ -43,6 +50,23 @@ def test_quantiles_equal_numpy(gather_limit: int, monkeypatch: pytest.MonkeyPatc
                 continue
             expected = [*np.percentile(present, [25, 75, 10]), np.median(present)]
             assert got["v"] == [float(e) for e in expected], (name, n)  # bit for bit
+
+
+def test_windows_decide_alike_blocks_in_one_pass_and_leave_the_rest_to_buckets() -> None:
+    rng = np.random.default_rng(4)
+    alike = [pd.DataFrame({"v": rng.normal(0, 1, 5000)}) for _ in range(8)]
+    apart = [pd.DataFrame({"v": rng.normal(10 * i, 1, 5000)}) for i in range(8)]  # each block above the last
+    for blocks, passes in ((alike, 1), (apart, 3)):  # windows; then windows, bucket counts, gathered bucket
+        calls = []
+
+        def run(partial: Any, blocks: list[pd.DataFrame] = blocks, calls: list[int] = calls) -> list[Any]:
+            calls.append(1)
+            return [partial(b) for b in blocks]
+
+        got = stats.quantiles(["v"], {"v": [0.25, 0.75, stats.MEDIAN]}, run)
+        values = np.concatenate([b["v"].to_numpy() for b in blocks])
+        assert got["v"] == [*map(float, np.percentile(values, [25, 75])), float(np.median(values))]
+        assert len(calls) == passes
 
 
 def test_moments_merge_across_blocks() -> None:
