@@ -40,6 +40,16 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+def logged_in(browser, url: str):  # noqa: ANN001, ANN201 - Playwright's types
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(url)
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=New training job")  # the jobs page, the first after logging in
+    return page
+
+
 @pytest.fixture
 def finished_job(admin: Client, platform_settings: Settings, tmp_path: Path) -> Iterator[int]:
     version = upload_frame(
@@ -105,12 +115,7 @@ def test_login_then_follow_a_job_and_browse(browser, running_platform, finished_
 def test_train_from_the_form_and_watch_it_live(browser, running_platform, admin: Client, tmp_path: Path) -> None:  # noqa: ANN001
     train, _ = breast_cancer_split()
     version = upload_frame(admin, train, tmp_path, f"ui-train-{uuid.uuid4().hex[:6]}")
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.goto(running_platform.api_url)
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=New training job")
+    page = logged_in(browser, running_platform.api_url)
 
     page.select_option("select[name=dataset_version_id]", str(version["id"]))
     page.select_option("select[name=target_column]", TARGET)
@@ -167,12 +172,7 @@ def tuned_run(admin: Client, platform_settings: Settings, tmp_path: Path) -> Ite
 
 
 def test_a_tuning_run_shows_its_trials_on_one_chart(browser, running_platform, tuned_run: int, tmp_path: Path) -> None:  # noqa: ANN001
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.goto(running_platform.api_url)
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Training jobs")
+    page = logged_in(browser, running_platform.api_url)
     page.click("header >> text=Tuning")
     page.click(f"main a[href='#/tuning/{tuned_run}']")
     page.wait_for_selector("#trials-chart[data-points='3']")  # epochs 1-3 across the three trials
