@@ -131,6 +131,7 @@ class StreamCheck:
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
         self._blocks: queue.Queue[bytes] = queue.Queue(maxsize=_STREAM_BLOCKS)
+        self._closed = threading.Event()  # no more bytes will come: readers end once the queue is drained
         self._done = threading.Event()
         self._counted: tuple[int, pa.Schema] | None = None
         self._error: BaseException | None = None
@@ -166,6 +167,7 @@ class StreamCheck:
 
     def close(self) -> None:
         """Ends the stream (the file is complete, or its read failed) and waits for the parser to stop."""
+        self._closed.set()
         self._put(b"")
         if self._thread is not None:
             self._thread.join()
@@ -178,7 +180,7 @@ class StreamCheck:
 
     def _run(self) -> None:
         try:
-            self._counted = _count(_QueueReader(self._blocks), self.fmt)
+            self._counted = _count(_QueueReader(self._blocks, self._closed), self.fmt)
         except BaseException as e:  # raised by `result`, in the caller's thread
             self._error = e
         finally:
@@ -186,11 +188,14 @@ class StreamCheck:
 
 
 class _QueueReader(io.RawIOBase):
-    """A read-once stream over blocks from a queue (an empty block ends it). Reads are filled to the size asked
-    for, as from a file: pyarrow infers column types from its first read."""
+    """A read-once stream over blocks from a queue (an empty block ends it, and so does `closed` once the queue
+    is drained). Reads are filled to the size asked for, as from a file: pyarrow infers column types from its
+    first read. pyarrow may read ahead on a thread of its own, still waiting here after its parser gave up on bad
+    input: `closed` ends that wait (else the thread, and the process's exit, would wait forever)."""
 
-    def __init__(self, blocks: queue.Queue[bytes]) -> None:
+    def __init__(self, blocks: queue.Queue[bytes], closed: threading.Event) -> None:
         self._blocks = blocks
+        self._closed = closed
         self._rest = memoryview(b"")
         self._ended = False
 
@@ -201,7 +206,7 @@ class _QueueReader(io.RawIOBase):
         pieces, wanted = [], size
         while wanted != 0 and not (self._ended and not self._rest):
             if not self._rest:
-                self._rest = memoryview(self._blocks.get())
+                self._rest = memoryview(self._next_block())
                 self._ended = not self._rest
                 continue
             take = len(self._rest) if wanted < 0 else min(wanted, len(self._rest))
@@ -209,6 +214,14 @@ class _QueueReader(io.RawIOBase):
             self._rest = self._rest[take:]
             wanted -= take if wanted > 0 else 0
         return b"".join(pieces)
+
+    def _next_block(self) -> bytes:
+        while True:
+            try:
+                return self._blocks.get(timeout=0.1)
+            except queue.Empty:
+                if self._closed.is_set():
+                    return b""
 
 
 def read_frame(path: Path, fmt: str) -> pd.DataFrame:
