@@ -1,25 +1,14 @@
-"""Ray Train callbacks of the platform, run on the Train controller.
+"""Ray Train callbacks of the platform, run on the Train controller (a job's driver).
 
 Every Train worker also unpickles them (they travel in the run's config) before its loop can start, so this module
-imports nothing heavy. The controller loads the database layer and opens its connection pool in the background as
-soon as it receives the callback, while its workers start, so that the first report is recorded without waiting.
+imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import ray
 from ray.train import UserCallback
-
-
-def _open_database(database_url: str) -> None:
-    from app.db.session import get_engine
-    from app.services import job_metrics  # noqa: F401 - imported now, not at the first report
-
-    with get_engine(database_url).connect():
-        pass
 
 
 class MetricsRecorder(UserCallback):
@@ -29,13 +18,6 @@ class MetricsRecorder(UserCallback):
     def __init__(self, job_id: int, database_url: str) -> None:
         self.job_id = job_id
         self.database_url = database_url
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        # Unpickled by the controller's creation task (and by every worker, which never records).
-        if ray.is_initialized() and (ray.get_runtime_context().get_task_name() or "").startswith("TrainController."):
-            opener = threading.Thread(target=_open_database, args=(self.database_url,), name="open-db", daemon=True)
-            opener.start()
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
         from app.db.session import session_scope

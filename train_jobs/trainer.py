@@ -8,15 +8,28 @@ node their start-ups compete with the training workers' own.
   second) to remove the workers' placement group if the controller dies. A job's Train run lives in the job's own
   driver, and Ray removes a job's placement groups when its driver exits, so a job does without it. A tuning trial
   keeps it: its Train run ends inside a longer-lived Tune driver, whose other trials would wait on a leaked group.
+- The controller actor: Train runs its controller in an actor of its own, a process that starts and imports torch
+  before any worker is asked for. A job's driver does nothing else while its run goes on, so a job runs the
+  controller in the driver itself. The controller and the driver share their fate either way (the actor is owned by
+  the driver); only the hand-back of `ray.train.get_all_reported_checkpoints()`, which no platform loop calls, needs
+  the controller to be an actor. A tuning trial keeps the actor: its Train run is one of several in the Tune driver.
+
+These rely on Train V2's internals (Ray 2.60): `_create_default_callbacks`, `_initialize_and_run_controller`,
+`TrainController.worker_group_cls` and `WorkerGroup._init_train_context_on_workers`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import ray
+from ray.train import Result
 from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+from ray.train.v2._internal.execution.controller import TrainController
+from ray.train.v2._internal.execution.worker_group import WorkerGroup
 
 
 class PlatformTorchTrainer(TorchTrainer):
@@ -29,3 +42,38 @@ class PlatformTorchTrainer(TorchTrainer):
         if self.run_owns_driver:
             unneeded += (PlacementGroupCleanerCallback,)
         return [c for c in super()._create_default_callbacks() if not isinstance(c, unneeded)]
+
+    def _initialize_and_run_controller(self, **controller_init_kwargs: Any) -> Result:
+        if not self.run_owns_driver:
+            return super()._initialize_and_run_controller(**controller_init_kwargs)
+        controller = DriverController(**controller_init_kwargs)
+        asyncio.run(controller.run())
+        return controller.get_result()
+
+
+class DriverWorkerGroup(WorkerGroup):
+    """Train's worker group, handing its workers no controller actor (there is none: the driver is the
+    controller)."""
+
+    def _init_train_context_on_workers(
+        self, workers: list[Any], sync_actor: Any, train_context_args: dict[str, list[Any]]
+    ) -> None:
+        ray.get(
+            [
+                worker.actor.init_train_context.remote(
+                    train_run_context=self._train_run_context,
+                    distributed_context=worker.distributed_context,
+                    synchronization_actor=sync_actor,
+                    storage_context=self._storage_context,
+                    worker_callbacks=self._worker_callbacks_to_propagate,
+                    controller_actor=None,
+                    **{arg: values[i] for arg, values in train_context_args.items()},
+                )
+                for i, worker in enumerate(workers)
+            ]
+        )
+        self._decorate_worker_log_file_paths(workers)
+
+
+class DriverController(TrainController):
+    worker_group_cls = DriverWorkerGroup
