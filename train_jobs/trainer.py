@@ -13,14 +13,20 @@ node their start-ups compete with the training workers' own.
   controller in the driver itself. The controller and the driver share their fate either way (the actor is owned by
   the driver); only the hand-back of `ray.train.get_all_reported_checkpoints()`, which no platform loop calls, needs
   the controller to be an actor. A tuning trial keeps the actor: its Train run is one of several in the Tune driver.
+- Preferred nodes that died: the scheduler's node preference travels as a label selector, which Ray applies as a
+  hard constraint to every worker group Train starts, restarts after a failure included. A preferred node that is
+  gone would leave the restarted group waiting for it until the run fails, so a job's worker group whose preferred
+  nodes are not all alive drops the preference and lets Ray place the workers.
 
 These rely on Train V2's internals (Ray 2.60): `_create_default_callbacks`, `_initialize_and_run_controller`,
-`TrainController.worker_group_cls` and `WorkerGroup._init_train_context_on_workers`.
+`TrainController.worker_group_cls`, `WorkerGroup._init_train_context_on_workers` and
+`WorkerGroup._create_placement_group`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import ray
@@ -29,7 +35,9 @@ from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
 from ray.train.v2._internal.execution.controller import TrainController
-from ray.train.v2._internal.execution.worker_group import WorkerGroup
+from ray.train.v2._internal.execution.worker_group import WorkerGroup, WorkerGroupContext
+
+from app.services import placement
 
 
 class PlatformTorchTrainer(TorchTrainer):
@@ -53,7 +61,16 @@ class PlatformTorchTrainer(TorchTrainer):
 
 class DriverWorkerGroup(WorkerGroup):
     """Train's worker group, handing its workers no controller actor (there is none: the driver is the
-    controller)."""
+    controller), and dropping a node preference that names a node no longer alive."""
+
+    def _create_placement_group(self, scaling_config: Any, worker_group_context: WorkerGroupContext) -> Any:
+        preferred = placement.selected_nodes(worker_group_context.label_selector)
+        alive = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+        if preferred and not preferred <= alive:
+            gone = ", ".join(sorted(node[:8] for node in preferred - alive))
+            print(f"Preferred node(s) {gone} no longer alive: Ray places the workers.", flush=True)
+            worker_group_context = dataclasses.replace(worker_group_context, label_selector=None)
+        return super()._create_placement_group(scaling_config, worker_group_context)
 
     def _init_train_context_on_workers(
         self, workers: list[Any], sync_actor: Any, train_context_args: dict[str, list[Any]]

@@ -87,6 +87,16 @@ def label_selector(node_ids: list[str] | None) -> dict[str, str] | None:
     return {NODE_ID_LABEL: f"in({','.join(node_ids)})"} if node_ids else None
 
 
+def selected_nodes(selectors: list[dict[str, str]] | None) -> set[str]:
+    """The node ids that Ray Train's per-worker label selectors (made by `label_selector`) name."""
+    nodes: set[str] = set()
+    for selector in selectors or []:
+        value = selector.get(NODE_ID_LABEL, "")
+        if value.startswith("in(") and value.endswith(")"):
+            nodes |= set(value[3:-1].split(","))
+    return nodes
+
+
 def job_label_selector(settings: Settings, job_id: int) -> dict[str, str] | None:
     """The label selector of the nodes the scheduler chose for the job's current attempt (None: Ray decides)."""
     with session_scope(settings.database_url) as session:

@@ -34,6 +34,7 @@ from app.core.config import Settings
 from app.services import placement
 from tests.utils.ports import cluster_ports
 from train_jobs.job_config import TrainConfig
+from train_jobs.trainer import PlatformTorchTrainer
 
 GiB = float(2**30)
 # CPU-only nodes score by free memory (one point a GiB): "big" first, then "mid", the head last. Left to itself,
@@ -80,6 +81,10 @@ def test_workers_run_on_the_nodes_the_scoring_prefers(tmp_path: Path) -> None:
     scores = {names[n]: s for n, s in after["scores"].items()}
     assert scores["big"] == seen["cases"]["one_node"]["scores"][seen["node_ids"]["big"]] - placement.FAILURE_WEIGHT
     assert [names[n] for n in after["preferred"]] == ["mid"], after
+    # The preferred node is gone when the job's worker group starts (as on a restart after the node died): the
+    # platform's trainer drops the preference and the workers run on the nodes left.
+    gone = seen["cases"]["preferred_node_gone"]
+    assert len(gone["workers"]) == 2 and "big" not in {names[n] for n in gone["workers"]}, gone
 
 
 # --- the child process: cluster, node states, preference, training ---------------------------------------------
@@ -141,12 +146,13 @@ def child(work_dir: str) -> None:
     cluster = Cluster(initialize_head=True, head_node_args=_node_args(0))
     node_ids = {"head": cluster.head_node.node_id}
     try:
-        for index, name in enumerate(NODES):
-            if name != "head":
-                node_ids[name] = cluster.add_node(**_node_args(index)).node_id
+        added = {name: cluster.add_node(**_node_args(index)) for index, name in enumerate(NODES) if name != "head"}
+        node_ids |= {name: node.node_id for name, node in added.items()}
         local_ray.wait_until_ready(settings, None)  # the state API (worker failures) answers through it
         cases = {case: _run_case(settings, case, fields, work_dir) for case, fields in CASES.items()}
         cases["after_failure"] = _after_a_failure_on(settings, node_ids["big"])
+        cluster.remove_node(added["big"])
+        cases["preferred_node_gone"] = _run_preferring_a_dead_node(node_ids["big"], work_dir)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -233,6 +239,25 @@ def _after_a_failure_on(settings: Settings, node_id: str) -> dict[str, Any]:
     preference = placement.prefer(TrainConfig(target_column="y", **CASES["one_node"]), nodes)
     assert preference is not None, nodes
     return {**_seen(nodes, preference), "failures": {n.node_id: n.failures for n in nodes}}
+
+
+def _run_preferring_a_dead_node(node_id: str, work_dir: str) -> dict[str, Any]:
+    """The platform's trainer with a selector naming a node that was removed from the cluster."""
+    deadline = time.monotonic() + 60
+    while any(n["NodeID"] == node_id and n["Alive"] for n in ray.nodes()):
+        assert time.monotonic() < deadline, "the removed node still shows as alive"
+        time.sleep(0.2)
+    trainer = PlatformTorchTrainer(
+        _report_node,
+        scaling_config=ScalingConfig(
+            num_workers=2,
+            use_gpu=False,
+            resources_per_worker={"CPU": 1},
+            label_selector=placement.label_selector([node_id]),
+        ),
+        run_config=RunConfig(name="preferred-node-gone", storage_path=str(Path(work_dir) / "runs")),
+    )
+    return {"workers": trainer.fit().metrics["node_ids"]}
 
 
 def _seen(nodes: list[NodeState], preference: placement.Preference) -> dict[str, Any]:
