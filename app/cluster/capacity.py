@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode
@@ -24,7 +27,7 @@ class NodeState:
     node_id: str
     total: dict[str, float]
     free: dict[str, float]
-    failures: int = 0  # training workers that died on the node, as far back as Ray's state API remembers
+    failures: int = 0  # training workers that died on the node in jobs of the last `node_failure_window_s`
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,31 @@ def _states(settings: Settings, alive: list[dict], totals: list[dict[str, float]
 
 
 def _worker_failures(settings: Settings) -> dict[str, int]:
-    """Training workers that died on each node (Ray's actor table records the node each one ran on)."""
+    """Training workers that died on each node (Ray's actor table records the node each one ran on) in jobs that
+    ran within the failure window."""
     from ray.util import state
 
+    address = settings.dashboard_url  # explicit: with several Ray instances on a host Ray will not guess
+    return recent_failures(
+        state.list_actors(
+            address=address,
+            filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "DEAD")],
+            limit=10_000,
+            detail=True,
+        ),
+        state.list_jobs(address=address, limit=10_000),
+        since_ms=(time.time() - settings.node_failure_window_s) * 1000,
+    )
+
+
+def recent_failures(dead_workers: Iterable[Any], jobs: Iterable[Any], *, since_ms: float) -> dict[str, int]:
+    """Failures per node among `dead_workers`, counting only those of jobs still running or ended after
+    `since_ms`: the actor table keeps no end time per actor, so a worker's failure ages with its job. A node that
+    was repaired stops paying for its old failures."""
+    recent = {job.job_id for job in jobs if job.job_id and (not job.end_time or job.end_time >= since_ms)}
     counts: dict[str, int] = {}
-    for actor in state.list_actors(
-        address=settings.dashboard_url,  # explicit: with several Ray instances on a host Ray will not guess
-        filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "DEAD")],
-        limit=10_000,
-        detail=True,
-    ):
-        if actor.node_id and counts_as_failure(actor.death_cause or {}):
+    for actor in dead_workers:
+        if actor.node_id and actor.job_id in recent and counts_as_failure(actor.death_cause or {}):
             counts[actor.node_id] = counts.get(actor.node_id, 0) + 1
     return counts
 

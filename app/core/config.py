@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     admin_password: str = Field(default="", description="Empty: generated once and shown by `aiplatform up`.")
 
     reconcile_interval_s: float = Field(default=2.0, gt=0)
+    node_failure_window_s: float = Field(
+        default=24 * 3600, gt=0, description="Training workers that died on a node count against it for this long."
+    )
     max_gpus_per_user: float | None = Field(default=None, ge=0, description="GPUs one user's jobs may hold at once.")
 
     max_upload_bytes: int = Field(default=10 << 30, gt=0, description="Largest dataset file one upload may hold.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from app.cluster.capacity import NodeState, counts_as_failure
+from types import SimpleNamespace
+
+from app.cluster.capacity import NodeState, counts_as_failure, recent_failures
 from app.services.placement import label_selector, prefer, score, take
 from train_jobs.job_config import TrainConfig
 
@@ -68,3 +70,21 @@ def test_only_workers_that_died_under_the_node_count_as_its_failures() -> None:
     assert not counts_as_failure(
         died("WORKER_DIED", "Worker exit type: INTENDED_SYSTEM_EXIT Worker exit detail: Destroying")
     )
+
+
+def test_a_workers_failure_counts_while_its_job_is_recent() -> None:
+    crashed = {"actor_died_error_context": {"reason": "WORKER_DIED", "error_message": "killed by SIGKILL"}}
+    workers = [
+        SimpleNamespace(node_id="a", job_id="01", death_cause=crashed),  # a job that ended long ago
+        SimpleNamespace(node_id="a", job_id="02", death_cause=crashed),  # a job that ended within the window
+        SimpleNamespace(node_id="b", job_id="03", death_cause=crashed),  # a job still running
+        SimpleNamespace(node_id="b", job_id="03", death_cause={}),  # shut down by Ray Train
+        SimpleNamespace(node_id="c", job_id="04", death_cause=crashed),  # a job Ray no longer lists
+    ]
+    jobs = [
+        SimpleNamespace(job_id="01", end_time=1_000),
+        SimpleNamespace(job_id="02", end_time=9_000),
+        SimpleNamespace(job_id="03", end_time=None),
+        SimpleNamespace(job_id=None, end_time=None),  # a submission whose driver has not started
+    ]
+    assert recent_failures(workers, jobs, since_ms=5_000) == {"a": 1, "b": 1}
