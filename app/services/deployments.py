@@ -116,9 +116,11 @@ async def predict(deployment: Deployment, signature: dict[str, Any], rows: list[
 
 def reconcile(settings: Settings) -> None:
     """Moves DEPLOYING rows to RUNNING or FAILED as Serve reports; restores apps Serve lost."""
-    states = serve_control.statuses(settings)
     with session_scope(settings.database_url) as session:
         rows = session.scalars(select(Deployment).where(Deployment.status != DeploymentStatus.DELETING)).all()
+        if not rows:  # nothing to align: spare Serve's status call (the reconcile loop runs every few seconds)
+            return
+        states = serve_control.statuses(settings)
         lost = False
         for d in rows:
             app = states.get(d.app_name)
