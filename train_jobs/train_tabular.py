@@ -123,7 +123,7 @@ def run(job_id: int) -> None:
     state = runtime.load_checkpoint(checkpoint)
     model = build_model(spec)
     model.load_state_dict(state["model"])
-    artifact_prefix = f"models/job-{job_id}"
+    artifact_prefix = training.artifact_prefix(job_id)
     save_artifact(store, artifact_prefix, model, spec)
     load_artifact(store, artifact_prefix)  # fail here, not at deploy time, if the artifact is unreadable
 

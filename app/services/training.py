@@ -107,6 +107,11 @@ def run_name(job_id: int) -> str:
     return f"job-{job_id}"
 
 
+def artifact_prefix(job_id: int) -> str:
+    """Where a successful job stores its model's files; the registered model version points there."""
+    return f"models/job-{job_id}"
+
+
 def submission_id(job: TrainingJob) -> str:
     return f"aip-training-job-{job.id}-a{job.attempts}"
 
