@@ -32,8 +32,8 @@ SUPPORTED_FORMATS = formats.SUPPORTED_FORMATS
 
 
 def blob_key(sha256: str, upload_id: str | None = None) -> str:
-    """Where content with this sha256 is stored; with `upload_id`, where S3 stored that upload's bytes while they
-    were verified (a server-side copy or compose), for its version to reference once they are."""
+    """Where content with this sha256 is stored; with `upload_id`, where S3 joins that upload's parts, for its
+    version to reference once the bytes are verified."""
     return f"{BLOB_PREFIX}{sha256[:2]}/{sha256}" + (f".{upload_id}" if upload_id else "")
 
 
@@ -275,13 +275,15 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
         _check_unused(session, [v.id for v in dataset.versions])
         keys = [k for v in dataset.versions for k in (v.storage_key, v.state_key) if k]
         open_uploads = session.execute(
-            select(UploadSession.id, UploadSession.multipart_id).where(UploadSession.dataset_id == dataset_id)
+            select(UploadSession.id, UploadSession.multipart_id, UploadSession.sha256).where(
+                UploadSession.dataset_id == dataset_id
+            )
         ).all()
         session.delete(dataset)  # versions by ORM cascade; upload sessions, chunks, reports by FK cascade
     from app.services.uploads import discard_stored  # uploads builds on this module
 
-    for upload_id, multipart_id in open_uploads:
-        discard_stored(store, upload_id, multipart_id)
+    for upload_id, multipart_id, sha256 in open_uploads:
+        discard_stored(settings, store, upload_id, multipart_id, sha256)
     remove_unreferenced(settings, store, keys)
 
 

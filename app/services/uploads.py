@@ -1,26 +1,29 @@
 """Resumable chunked uploads: a session declares name, size, sha256 and chunk size; chunks (each with its own
-sha256) arrive in any order and in parallel; completion composes them, verifies the whole-file hash and records an
+sha256) arrive in any order and in parallel; completion joins them, verifies the whole-file hash and records an
 immutable dataset version, stored once per content.
 
 Two modes, one set of semantics (which chunks are stored, resume, abort, expiry, completion checks):
-- api: chunks come through the API and are stored as objects under `uploads/<session id>/`.
-- direct (S3 storage, chunks of at least 5 MiB): the session is an S3 multipart upload into the staging object
-  `uploads/<session id>/staged`. The client asks for a presigned URL per chunk, whose signature binds the chunk's
-  sha256 and length (S3 refuses other bytes), PUTs the chunk straight to S3 and reports it; the platform checks
-  the part's size and ETag with S3 before recording it. Completion joins exactly the recorded parts (S3 checks
-  their ETags and checksums) and reads the staged object once to verify the whole-file sha256. Aborting a
-  multipart upload drops every part, including ones a client sent after the session ended.
+- api: chunks come through the API. On S3 storage with chunks of at least 5 MiB (S3's part minimum) the platform
+  sends each on as a part of the session's S3 multipart upload; otherwise they are stored as objects under
+  `uploads/<session id>/` and concatenated at completion.
+- direct (S3 storage, chunks of at least 5 MiB): the client asks for a presigned URL per chunk, whose signature
+  binds the chunk's sha256 and length (S3 refuses other bytes), PUTs the chunk straight to S3 as a part of the
+  session's multipart upload and reports it; the platform checks the part's size and ETag with S3 before recording
+  it.
 
-Completion reads the file back once, in order: the same pass hashes it, writes the scratch file and feeds the
-format check (CSV/JSON lines are parsed as they stream in). Meanwhile S3 stores the file under the upload's own
-blob key (a server-side copy of the joined object, or a compose of the api parts), which no row references until
-the verified version is recorded, so unverified bytes never sit under a key another upload could share. Content
-stored already is not copied: the version shares that blob.
+A session's multipart upload is started at the upload's own blob key (`datasets/blobs/xx/<sha256>.<upload id>`,
+from the declared sha256), so completing it puts the file where its version will reference it: no copy follows.
+Completion joins exactly the recorded parts (S3 checks their ETags and checksums) and reads the file back once, in
+order: the same pass hashes it, writes the scratch file and feeds the format check (CSV/JSON lines are parsed as
+they stream in). Unverified bytes may sit under that key because it holds this upload's id: no other upload can
+share it and no row references it until the verified version is recorded. Content stored already is not kept
+twice: the version shares that blob and the joined object is removed.
 
-Parts live under `uploads/<session id>/` (or in the session's multipart upload) until the session completes, is
-aborted or expires; every path that ends a session removes them. A part is written before its row: a part whose
-session ended meanwhile is removed by the writer itself (it re-checks the session under a row lock), so no
-sequence of requests leaves one behind.
+Parts live under `uploads/<session id>/` or in the multipart upload until the session completes, is aborted or
+expires; every path that ends a session without a version removes them, aborts the multipart upload and removes
+a joined object no version references. A part is written before its row: a part whose session ended meanwhile is
+removed by the writer itself (it re-checks the session under a row lock), or refused by S3 once the multipart
+upload is aborted, so no sequence of requests leaves one behind.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +82,15 @@ def part_key(upload_id: str, index: int) -> str:
     return f"{part_prefix(upload_id)}{index:06d}"
 
 
-def staged_key(upload_id: str) -> str:
-    """Where a direct upload's multipart upload assembles the file before its hash is verified."""
-    return f"{part_prefix(upload_id)}staged"
+def multipart_key(upload_id: str, sha256: str) -> str:
+    """Where a session's S3 multipart upload assembles the file: the upload's own blob key, which its version
+    references once the bytes are verified (see the module docstring)."""
+    return datasets.blob_key(sha256, upload_id)
+
+
+def _parts_fit(num_chunks: int, chunk_size: int) -> bool:
+    """S3 wants every part but the last to have at least 5 MiB."""
+    return num_chunks == 1 or chunk_size >= S3_MIN_PART_BYTES
 
 
 def _choose_mode(
@@ -91,8 +99,7 @@ def _choose_mode(
     if wanted not in ("auto", *UploadMode):
         raise invalid(f"Unknown upload mode {wanted!r}: use 'auto', 'api' or 'direct'.")
     possible = isinstance(store, S3Store) and settings.upload_direct
-    # S3 wants every part but the last to have at least 5 MiB.
-    parts_fit = num_chunks == 1 or chunk_size >= S3_MIN_PART_BYTES
+    parts_fit = _parts_fit(num_chunks, chunk_size)
     if wanted == UploadMode.DIRECT:
         if not possible:
             raise invalid(
@@ -168,10 +175,10 @@ def create_session(
                 return existing.id
             datasets.check_size(settings, session, user=user, size=size_bytes, file_name=name)
             upload_id, multipart_id = secrets.token_hex(16), None
-            if chosen == UploadMode.DIRECT:
-                assert isinstance(store, S3Store)
-                multipart_id = store.create_multipart(staged_key(upload_id))
-                started = (staged_key(upload_id), multipart_id)
+            # Direct sessions, and api ones whose chunks S3 takes as parts, assemble the file in S3.
+            if isinstance(store, S3Store) and _parts_fit(num_chunks, chunk_size):
+                multipart_id = store.create_multipart(multipart_key(upload_id, sha256))
+                started = (multipart_key(upload_id, sha256), multipart_id)
             session.add(
                 UploadSession(
                     id=upload_id,
@@ -245,6 +252,14 @@ def _unchanged(session: Session, upload_id: str, index: int, sha256: str) -> boo
     return stored is not None
 
 
+def _require_direct(upload: UploadSession) -> None:
+    if upload.mode != UploadMode.DIRECT:
+        raise invalid(
+            f"Upload {upload.id} sends its chunks through the API (mode {upload.mode}): "
+            f"PUT them to .../upload/{upload.id}/chunk/{{index}}."
+        )
+
+
 def _direct_store(store: ObjectStore, upload: UploadSession) -> S3Store:
     if not isinstance(store, S3Store) or upload.multipart_id is None:
         raise conflict(f"Upload {upload.id} is not a direct upload on this storage; start a new upload session.")
@@ -281,7 +296,7 @@ def put_chunk(
     sha256: str,
 ) -> None:
     """Stores one chunk after checking its range, length and checksum. Sending a stored chunk again is a no-op.
-    A direct session takes chunks this way too: the platform sends them on to S3 as parts."""
+    In a session with a multipart upload (direct, or api with S3-sized chunks) the platform sends it on as a part."""
     sha256 = check_sha256(sha256, "chunk's sha256 (header X-Chunk-Sha256)")
     with session_scope(settings.database_url) as session:
         upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
@@ -295,12 +310,12 @@ def put_chunk(
             raise invalid(f"Chunk {index} does not match its checksum: its sha256 is {actual}, you sent {sha256}.")
         if _unchanged(session, upload_id, index, sha256):
             return
-        direct = _direct_store(store, upload) if upload.mode == UploadMode.DIRECT else None
-        multipart_id = upload.multipart_id
+        direct = _direct_store(store, upload) if upload.multipart_id is not None else None
+        multipart_id, key = upload.multipart_id, multipart_key(upload_id, upload.sha256)
     etag = None
     if direct is not None and multipart_id is not None:
         try:
-            etag = direct.upload_part(staged_key(upload_id), multipart_id, index + 1, data, sha256)
+            etag = direct.upload_part(key, multipart_id, index + 1, data, sha256)
         except S3Error as e:
             if e.code == "NoSuchUpload":  # the session ended while the part was sent
                 raise conflict(f"Upload {upload_id} has ended; start a new upload session.") from e
@@ -326,19 +341,16 @@ def part_url(
     with session_scope(settings.database_url) as session:
         upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
         _require_open(upload)
-        if upload.mode != UploadMode.DIRECT:
-            raise invalid(
-                f"Upload {upload_id} sends its chunks through the API (mode {upload.mode}): "
-                f"PUT them to .../upload/{upload_id}/chunk/{{index}}."
-            )
+        _require_direct(upload)
         _check_index(upload, index)
         _unchanged(session, upload_id, index, sha256)
         direct = _direct_store(store, upload)
         size, multipart_id = chunk_length(upload, index), upload.multipart_id
+        key = multipart_key(upload_id, upload.sha256)
         # Read-only: the part's report, not its URL, marks the session as active (one write per chunk, as in api).
     assert multipart_id is not None
     ttl = settings.upload_url_ttl_s
-    url, headers = direct.presign_part(staged_key(upload_id), multipart_id, index + 1, sha256, size, ttl)
+    url, headers = direct.presign_part(key, multipart_id, index + 1, sha256, size, ttl)
     return {"index": index, "url": url, "headers": headers, "expires_at": utcnow() + dt.timedelta(seconds=ttl)}
 
 
@@ -367,11 +379,12 @@ def report_part(
             raise invalid(f"Chunk {index} has {size_bytes} bytes; it must have {expected} (chunk_size and file size).")
         if _unchanged(session, upload_id, index, sha256):
             return
+        _require_direct(upload)
         direct = _direct_store(store, upload)
-        multipart_id = upload.multipart_id
+        multipart_id, key = upload.multipart_id, multipart_key(upload_id, upload.sha256)
     assert multipart_id is not None
     try:
-        part = direct.part(staged_key(upload_id), multipart_id, index + 1)
+        part = direct.part(key, multipart_id, index + 1)
     except S3Error as e:
         if e.code == "NoSuchUpload":
             raise conflict(f"Upload {upload_id} has ended; start a new upload session.") from e
@@ -391,7 +404,7 @@ def report_part(
 
 
 def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int, upload_id: str) -> int:
-    """Composes the parts, verifies size and sha256, records the version; returns its id. Idempotent."""
+    """Joins the parts, verifies size and sha256, records the version; returns its id. Idempotent."""
     with session_scope(settings.database_url) as session:
         upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
         upload = _locked(session, upload_id)
@@ -408,8 +421,7 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
             raise invalid(f"Upload {upload_id} lacks {len(missing)} of {upload.num_chunks} chunks: {shown}.")
         name, fmt, declared, size = upload.file_name, formats.detect(upload.file_name), upload.sha256, upload.size_bytes
         reuse_key = reuse.storage_key if reuse is not None else None
-        known = datasets.stored_content(session, sha256=declared, size=size) is not None
-        num_chunks, chunk_size, multipart_id = upload.num_chunks, upload.chunk_size, upload.multipart_id
+        num_chunks, multipart_id = upload.num_chunks, upload.multipart_id
         parts = [
             (chunk.index + 1, chunk.etag or "", chunk.sha256)
             for chunk in session.scalars(
@@ -425,47 +437,41 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
         )
         if claimed.rowcount != 1:
             raise conflict(f"Upload {upload_id} is being completed; ask for its status again in a moment.")
-    early: _EarlyCopy | None = None
+    # A joined multipart upload is the file under its blob key: the version references it once verified.
+    joined = multipart_key(upload_id, declared) if multipart_id is not None and reuse_key is None else None
     try:
-        try:
-            with tempfile.TemporaryDirectory(prefix="aip-compose-") as tmp:
-                path = Path(tmp) / "data"
-                inspected = None
-                if reuse_key is not None:
-                    store.download(reuse_key, path)
-                    digest = _sha256_file(path)
+        with tempfile.TemporaryDirectory(prefix="aip-compose-") as tmp:
+            path = Path(tmp) / "data"
+            inspected = None
+            if reuse_key is not None:
+                store.download(reuse_key, path)
+                digest = _sha256_file(path)
+                _verify(path, digest, size, declared)
+            else:
+                if joined is not None and multipart_id is not None:
+                    _join(_direct(store), upload_id, joined, multipart_id, parts)
+                with formats.StreamCheck(fmt) as check:
+                    digest = _read_back(store, upload_id, joined, num_chunks, path, check.feed)
                     _verify(path, digest, size, declared)
-                else:
-                    if multipart_id is not None:
-                        _join_direct(_direct(store), upload_id, multipart_id, parts)
-                    if not known:  # else the verified bytes will share the stored ones: nothing to copy
-                        early = _EarlyCopy.start(store, upload_id, declared, multipart_id, num_chunks, chunk_size)
-                    with formats.StreamCheck(fmt) as check:
-                        digest = _read_back(store, upload_id, multipart_id, num_chunks, path, check.feed)
-                        _verify(path, digest, size, declared)
-                        inspected = check.result(path)
+                    inspected = check.result(path)
 
-                def close(session: Session, version: DatasetVersion) -> None:
-                    done = session.get_one(UploadSession, upload_id)
-                    done.status, done.version_id, done.updated_at = UploadStatus.COMPLETED, version.id, utcnow()
-                    session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
+            def close(session: Session, version: DatasetVersion) -> None:
+                done = session.get_one(UploadSession, upload_id)
+                done.status, done.version_id, done.updated_at = UploadStatus.COMPLETED, version.id, utcnow()
+                session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
 
-                version_id = datasets.record_version(
-                    settings,
-                    store,
-                    dataset_id=dataset_id,
-                    file_name=name,
-                    fmt=fmt,
-                    path=path,
-                    sha256=digest,
-                    on_commit=close,
-                    inspected=inspected,
-                    stored_key=early.stored_key() if early is not None else None,
-                )
-        except BaseException:
-            if early is not None:  # bytes no version references: removed once the copy has landed
-                early.discard(settings)
-            raise
+            version_id = datasets.record_version(
+                settings,
+                store,
+                dataset_id=dataset_id,
+                file_name=name,
+                fmt=fmt,
+                path=path,
+                sha256=digest,
+                on_commit=close,
+                inspected=inspected,
+                stored_key=joined,
+            )
     except _LostPart as e:  # storage lost parts (e.g. restored from backup): forget them, so the client resends
         with session_scope(settings.database_url) as session:
             session.execute(
@@ -482,9 +488,10 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
             _reopen(settings, upload_id)
         raise
     except BaseException:
-        _reopen(settings, upload_id)  # e.g. storage unreachable: the client may call complete again
+        # e.g. storage unreachable: the client may call complete again, which reuses a joined object.
+        _reopen(settings, upload_id)
         raise
-    discard_stored(store, upload_id, multipart_id)
+    discard_stored(settings, store, upload_id, multipart_id, declared)
     return version_id
 
 
@@ -496,7 +503,7 @@ class _LostPart(Exception):
 
 def _direct(store: ObjectStore) -> S3Store:
     if not isinstance(store, S3Store):
-        raise conflict("This direct upload's storage is no longer S3; start a new upload session.")
+        raise conflict("This upload's storage is no longer S3; start a new upload session.")
     return store
 
 
@@ -508,16 +515,15 @@ def _verify(path: Path, digest: str, size: int, declared: str) -> None:
         )
 
 
-def _join_direct(store: S3Store, upload_id: str, multipart_id: str, parts: list[tuple[int, str, str]]) -> None:
-    """Joins the recorded parts into the staged object (not a blob: its hash is unverified)."""
-    staged = staged_key(upload_id)
-    if store.exists(staged):  # an earlier completion joined the parts and then failed: reuse them
+def _join(store: S3Store, upload_id: str, key: str, multipart_id: str, parts: list[tuple[int, str, str]]) -> None:
+    """Joins the recorded parts into `key` (the upload's own blob key: no row references it before the version)."""
+    if store.exists(key):  # an earlier completion joined the parts and then failed: reuse them
         return
     try:
-        store.complete_multipart(staged, multipart_id, parts)
+        store.complete_multipart(key, multipart_id, parts)
     except PartsRejected as e:
         try:
-            held = {p.number: p.etag for p in store.list_parts(staged, multipart_id, limit=MAX_CHUNKS)}
+            held = {p.number: p.etag for p in store.list_parts(key, multipart_id, limit=MAX_CHUNKS)}
         except S3Error as gone:
             if gone.code != "NoSuchUpload":
                 raise
@@ -532,64 +538,31 @@ def _join_direct(store: S3Store, upload_id: str, multipart_id: str, parts: list[
 def _read_back(
     store: ObjectStore,
     upload_id: str,
-    multipart_id: str | None,
+    joined: str | None,
     num_chunks: int,
     dest: Path,
     on_block: Callable[[bytes], None],
 ) -> str:
-    """Reads the joined file (direct) or the parts in order (api) once into `dest`, hashing as it goes and
+    """Reads the joined file (multipart) or the part objects in order once into `dest`, hashing as it goes and
     passing each block to `on_block`; returns the sha256."""
-    if multipart_id is None:
+    if joined is None:
         return _compose(store, upload_id, num_chunks, dest, on_block)
     try:
-        return _direct(store).download_hashing(staged_key(upload_id), dest, on_block)
+        return _direct(store).download_hashing(joined, dest, on_block)
     except KeyError as e:  # removed since it was joined: the parts went with the multipart upload
         raise invalid(f"The storage lost the joined file of upload {upload_id}; upload the file again.") from e
 
 
-class _EarlyCopy:
-    """Stores the file inside S3 under the upload's own blob key while it is read back and verified (a copy of
-    the joined object, or a compose of the parts), so storing it costs no time after the check. No row
-    references that key (nor can another upload's: the key holds this upload's id) until the verified version
-    is recorded; every failure removes it."""
-
-    def __init__(self, store: ObjectStore, key: str, place: Callable[[str], None]) -> None:
-        self.store, self.key = store, key
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="aip-copy")
-        self._placing = self._pool.submit(place, key)
-        self._pool.shutdown(wait=False)
-
-    @classmethod
-    def start(
-        cls,
-        store: ObjectStore,
-        upload_id: str,
-        declared: str,
-        multipart_id: str | None,
-        num_chunks: int,
-        chunk_size: int,
-    ) -> _EarlyCopy | None:
-        """None where S3 cannot place the file itself (local storage, api chunks under 5 MiB)."""
-        if multipart_id is not None:
-            place: Callable[[str], None] | None = partial(_direct(store).copy, staged_key(upload_id))
-        else:
-            place = _composer(store, upload_id, num_chunks, chunk_size)
-        return None if place is None else cls(store, datasets.blob_key(declared, upload_id), place)
-
-    def stored_key(self) -> str:
-        self._placing.result()
-        return self.key
-
-    def discard(self, settings: Settings) -> None:
-        self._placing.exception()  # waits: the copy must not land after the clean-up
-        datasets.remove_unreferenced(settings, self.store, [self.key])
-
-
-def discard_stored(store: ObjectStore, upload_id: str, multipart_id: str | None) -> None:
-    """Removes everything a session stored: part objects, the staged file and its S3 multipart upload (aborted
-    first, so a part still on its way cannot land after the objects were listed)."""
+def discard_stored(
+    settings: Settings, store: ObjectStore, upload_id: str, multipart_id: str | None, sha256: str
+) -> None:
+    """Removes what a session stored and no version references: part objects, its S3 multipart upload (aborted
+    first, so a part still on its way cannot land after the objects were listed) and the object it was joined
+    into (kept where the session's version references it)."""
     if multipart_id is not None and isinstance(store, S3Store):
-        store.abort_multipart(staged_key(upload_id), multipart_id)
+        key = multipart_key(upload_id, sha256)
+        store.abort_multipart(key, multipart_id)
+        datasets.remove_unreferenced(settings, store, [key])
     store.delete_prefix(part_prefix(upload_id))
 
 
@@ -600,22 +573,6 @@ def _reopen(settings: Settings, upload_id: str) -> None:
             .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
             .values(status=UploadStatus.OPEN, updated_at=utcnow())
         )
-
-
-def _composer(store: ObjectStore, upload_id: str, num_chunks: int, chunk_size: int) -> Callable[[str], None] | None:
-    """On S3, composes the parts inside the server, so the file's bytes cross the network once less. S3 wants
-    every part but the last to have at least 5 MiB; smaller chunks are stored from the composed file (None)."""
-    if not isinstance(store, S3Store) or (num_chunks > 1 and chunk_size < S3_MIN_PART_BYTES):
-        return None
-
-    def compose(key: str) -> None:
-        from minio.commonconfig import ComposeSource
-
-        # The store's object names (its prefix applied), as its own methods use them.
-        sources = [ComposeSource(store.bucket, store._name(part_key(upload_id, i))) for i in range(num_chunks)]
-        store.client.compose_object(store.bucket, store._name(key), sources)
-
-    return compose
 
 
 def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path, on_block: Callable[[bytes], None]) -> str:
@@ -664,9 +621,9 @@ def _end(settings: Settings, store: ObjectStore, upload_id: str, status: UploadS
         if upload is None or upload.status == UploadStatus.COMPLETED:
             return
         upload.status, upload.message, upload.updated_at = status, message[:1000], utcnow()
-        multipart_id = upload.multipart_id
+        multipart_id, sha256 = upload.multipart_id, upload.sha256
         session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
-    discard_stored(store, upload_id, multipart_id)
+    discard_stored(settings, store, upload_id, multipart_id, sha256)
 
 
 def expire_stale(settings: Settings, store: ObjectStore, *, now: dt.datetime | None = None) -> list[str]:

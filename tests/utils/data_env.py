@@ -41,10 +41,12 @@ class DataEnv:
     def upload(
         self, dataset_id: int, name: str, data: bytes, *, chunk_size: int = 4096, user: User | None = None
     ) -> int:
-        """A whole chunked upload in order; returns the version id."""
+        """A whole chunked upload in order, chunks through the API; returns the version id."""
         user = user or self.owner
         upload_id = uploads.create_session(
             self.settings,
+            store=self.store,
+            mode="api",
             user=user,
             dataset_id=dataset_id,
             file_name=name,
@@ -69,15 +71,17 @@ class DataEnv:
         )
 
     def stored_keys(self) -> set[str]:
-        """Objects, plus S3 multipart uploads that were neither completed nor aborted (as `multipart:KEY:ID`)."""
+        """Objects, plus S3 multipart uploads anywhere in the store that were neither completed nor aborted (as
+        `multipart:KEY:ID`)."""
         keys = set(self.store.list("datasets/")) | set(self.store.list("uploads/"))
         if isinstance(self.store, S3Store):
-            keys |= {f"multipart:{key}:{upload}" for key, upload in self.store.list_multipart_uploads("uploads/")}
+            keys |= {f"multipart:{key}:{upload}" for key, upload in self.store.list_multipart_uploads()}
         return keys
 
     def referenced_keys(self) -> set[str]:
-        """Version blobs and states, plus the parts of chunks that open sessions have recorded and the multipart
-        uploads of open direct sessions."""
+        """Version blobs and states, plus the parts of chunks that open sessions have recorded and, for each open
+        session with a multipart upload, that upload at the session's blob key or, once a completion joined it
+        and then failed (the session reopened for another try), the joined object under that key."""
         with session_scope(self.settings.database_url) as session:
             keys = datasets.referenced_keys(session)
             rows = session.execute(
@@ -86,12 +90,14 @@ class DataEnv:
                 .where(UploadSession.status == uploads.UploadStatus.OPEN, UploadSession.multipart_id.is_(None))
             )
             keys |= {uploads.part_key(session_id, index) for session_id, index in rows}
-            direct = session.execute(
-                select(UploadSession.id, UploadSession.multipart_id).where(
+            multipart = session.execute(
+                select(UploadSession.id, UploadSession.multipart_id, UploadSession.sha256).where(
                     UploadSession.status == uploads.UploadStatus.OPEN, UploadSession.multipart_id.is_not(None)
                 )
             )
-            keys |= {f"multipart:{uploads.staged_key(upload_id)}:{multipart}" for upload_id, multipart in direct}
+            for upload_id, multipart_id, declared in multipart:
+                key = uploads.multipart_key(upload_id, declared)
+                keys.add(key if self.store.exists(key) else f"multipart:{key}:{multipart_id}")
         return keys
 
     def assert_no_orphans(self) -> None:

@@ -100,7 +100,7 @@ def status(env: DataEnv, upload_id: str) -> str:
 
 def multipart_uploads(env: DataEnv) -> list[tuple[str, str]]:
     assert isinstance(env.store, S3Store)
-    return list(env.store.list_multipart_uploads("uploads/"))
+    return list(env.store.list_multipart_uploads())
 
 
 def test_parallel_out_of_order_parts_go_straight_to_s3(s3_env: DataEnv, s3_http: httpx.Client) -> None:
@@ -250,7 +250,7 @@ def test_hash_mismatch_at_completion_aborts_and_leaves_nothing(s3_env: DataEnv, 
     err = expect(ErrorCode.INVALID_INPUT, "declared", complete, env, dataset_id, upload_id)
     assert sha(data) in err.message and claimed in err.message
     assert status(env, upload_id) == "ABORTED"
-    assert env.stored_keys() == set()  # no staged file, no blob, no multipart upload
+    assert env.stored_keys() == set()  # no joined object, no blob, no multipart upload
     # Nor did the unverified bytes stay under a blob key of the hash the upload claimed.
     assert not env.store.exists(datasets.blob_key(claimed))
     assert not env.store.exists(datasets.blob_key(claimed, upload_id))
@@ -270,7 +270,9 @@ def test_parts_changed_behind_the_platform_never_reach_a_blob(s3_env: DataEnv, s
     assert multipart_id is not None
     # Part 2 is overwritten with other bytes after it was reported (through a URL signed for those bytes).
     other = b"9" * len(chunks[1])
-    url, headers = env.store.presign_part(uploads.staged_key(upload_id), multipart_id, 2, sha(other), len(other), 60)
+    url, headers = env.store.presign_part(
+        uploads.multipart_key(upload_id, sha(data)), multipart_id, 2, sha(other), len(other), 60
+    )
     assert s3_http.put(url, content=other, headers=headers).status_code == 200
     # Completion names each part's recorded ETag: S3 either joins the recorded bytes (SeaweedFS keeps them) or
     # refuses the part, which the platform then asks for again (AWS).
@@ -292,7 +294,7 @@ def test_parts_changed_behind_the_platform_never_reach_a_blob(s3_env: DataEnv, s
     assert gone is not None
     for index, chunk in enumerate(chunks):
         send(env, s3_http, dataset_id, again, index, chunk)
-    env.store.abort_multipart(uploads.staged_key(again), gone)
+    env.store.abort_multipart(uploads.multipart_key(again, sha(data)), gone)
     expect(ErrorCode.INVALID_INPUT, "upload the file again", complete, env, dataset_id, again)
     assert status(env, again) == "ABORTED"
     env.assert_no_orphans()
@@ -314,7 +316,7 @@ def test_expiry_and_dataset_delete_abort_multipart_uploads(s3_env: DataEnv, s3_h
         session.get_one(UploadSession, in_doomed).updated_at = later
     assert uploads.expire_stale(env.settings, env.store, now=later) == [stale]
     assert status(env, stale) == "EXPIRED"
-    assert [key for key, _ in multipart_uploads(env)] == [uploads.staged_key(in_doomed)]
+    assert [key for key, _ in multipart_uploads(env)] == [uploads.multipart_key(in_doomed, sha(data[1]))]
     env.assert_no_orphans()
 
     datasets.delete_dataset(env.settings, env.store, user=env.owner, dataset_id=doomed)

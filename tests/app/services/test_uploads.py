@@ -27,6 +27,7 @@ def csv_bytes(rows: int, seed: int = 0) -> bytes:
 
 def open_session(env: DataEnv, dataset_id: int, data: bytes, name: str = "data.csv", **overrides: object) -> str:
     args = {"file_name": name, "size_bytes": len(data), "sha256": sha(data), "chunk_size": CHUNK, **overrides}
+    args |= {"store": env.store, "mode": "api"}  # chunks through the API, as parts where S3 takes them
     return uploads.create_session(env.settings, user=env.owner, dataset_id=dataset_id, **args)  # type: ignore[arg-type]
 
 
@@ -321,23 +322,49 @@ def test_a_part_lost_by_storage_is_asked_for_again(fast_env: DataEnv) -> None:
     env.assert_no_orphans()
 
 
-def test_chunks_of_s3_part_size_compose_on_the_server(fast_env: DataEnv) -> None:
-    # 5 MiB chunks: on S3 the parts are composed inside the server (compose_object), elsewhere by the API.
+def test_chunks_of_s3_part_size_become_multipart_parts(fast_env: DataEnv) -> None:
+    # 5 MiB chunks: on S3 the platform sends each on as a part of a multipart upload at the upload's own blob key
+    # (no part objects, nothing to compose); elsewhere they are stored as objects and concatenated.
     env = fast_env
+    on_s3 = env.store.url.startswith("s3://")
     line = b"1.000000001,2.000000002,3.000000003,alpha\n"
     data = b"a,b,c,d\n" + line * ((11 << 20) // len(line))
+    chunks = split(data, 5 << 20)
     dataset_id = env.dataset("big-chunks")
-    version_id = env.upload(dataset_id, "big.csv", data, chunk_size=5 << 20)
+    upload_id = open_session(env, dataset_id, data, chunk_size=5 << 20)
+    with session_scope(env.settings.database_url) as session:
+        assert (session.get_one(UploadSession, upload_id).multipart_id is not None) == on_s3
+    env.put(dataset_id, upload_id, 1, chunks[1])
+    env.put(dataset_id, upload_id, 1, chunks[1])  # sent again: counts once
+    env.assert_no_orphans()
+    assert (list(env.store.list("uploads/")) == []) == on_s3  # parts as objects only off S3
+    for index in (0, 2):
+        env.put(dataset_id, upload_id, index, chunks[index])
+    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
     with session_scope(env.settings.database_url) as session:
         version = session.get_one(DatasetVersion, version_id)
         assert (version.num_rows, version.sha256) == (data.count(b"\n") - 1, sha(data))
         assert env.store.get_bytes(version.storage_key) == data
+        blob = version.storage_key
+    assert blob == (datasets.blob_key(sha(data), upload_id) if on_s3 else datasets.blob_key(sha(data)))
+    env.assert_no_orphans()
+
+    # Aborted or expired halfway: the multipart upload goes with its parts.
+    other = data.replace(b"alpha", b"gamma")
+    aborted, stale = (open_session(env, dataset_id, other, name=n, chunk_size=5 << 20) for n in ("a.csv", "s.csv"))
+    for upload_id in (aborted, stale):
+        env.put(dataset_id, upload_id, 0, split(other, 5 << 20)[0])
+    env.assert_no_orphans()
+    uploads.abort(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=aborted)
+    later = utcnow() + dt.timedelta(seconds=env.settings.upload_session_ttl_s + 60)
+    assert uploads.expire_stale(env.settings, env.store, now=later) == [stale]
+    assert env.stored_keys() == {blob}
     env.assert_no_orphans()
 
 
-def test_server_side_compose_keeps_only_verified_readable_bytes(fast_env: DataEnv) -> None:
-    # On S3 the 5 MiB parts are composed under the upload's own blob key while they are read back: a wrong hash or
-    # an unreadable file removes that copy; identical content later shares the first upload's blob.
+def test_multipart_join_keeps_only_verified_readable_bytes(fast_env: DataEnv) -> None:
+    # On S3 the 5 MiB parts are joined under the upload's own blob key and read back from there: a wrong hash or an
+    # unreadable file removes that object; identical content later shares the first upload's blob.
     env = fast_env
     line = b"1.5,2.5,beta\n"
     data = b"a,b,c\n" + line * ((11 << 20) // len(line))
