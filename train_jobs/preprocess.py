@@ -53,7 +53,6 @@ def fit_and_write(
                 return _fit_and_write(BlockSource.staged(staged), steps, features, path)
         except SplitInsideQuotes:
             pass  # text with line breaks: Ray Data's reader reads the file from the start
-    ray.data.DataContext.get_current().execution_options.preserve_order = True  # rows keep the version's order
     blocks = data_io.read_version(settings, version).materialize()
     return _fit_and_write(BlockSource(blocks.to_arrow_refs()), steps, features, path)
 

@@ -29,7 +29,7 @@ class DatasetVersionPublic(Public):
     size_bytes: int
     sha256: str
     num_rows: int
-    columns: list[dict[str, str]]
+    columns: list[dict[str, Any]]  # name, dtype; "mixed": true for a column mixing JSON types
     created_at: dt.datetime
 
 

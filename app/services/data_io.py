@@ -11,6 +11,7 @@ import pyarrow.csv as pa_csv
 
 from app.core.config import Settings
 from app.db.models import DatasetVersion
+from app.services import formats
 from app.storage.base import check_key
 
 
@@ -33,20 +34,29 @@ def source(settings: Settings, key: str) -> tuple[str, Any]:
 
 
 def read_version(settings: Settings, version: DatasetVersion, *, as_strings: bool = False) -> Any:
-    """The version as a Ray Data dataset. `as_strings` keeps CSV cells as text (missing cells as null), so a
-    quality check types the columns itself instead of failing on the first cell that does not parse."""
+    """The version as a Ray Data dataset, its rows in the file's order (a quality report's example rows and a
+    pipeline's output rows refer to it). `as_strings` keeps CSV cells as text (missing cells as null), so a quality
+    check types the columns itself instead of failing on the first cell that does not parse."""
     import ray.data
 
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
     path, filesystem = source(settings, version.storage_key)
     if version.format == "csv":
         column_types = {c["name"]: pa.string() for c in version.columns} if as_strings else None
         options = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
         return ray.data.read_csv(path, filesystem=filesystem, convert_options=options)
+    if version.format == "jsonl" and formats.has_mixed_columns(version.columns):
+        lines = ray.data.read_text(path, filesystem=filesystem)
+        return lines.map_batches(_json_lines, batch_format="pyarrow", fn_kwargs={"columns": version.columns})
     if version.format == "jsonl":
         return ray.data.read_json(path, filesystem=filesystem, lines=True, file_extensions=None)
     if version.format == "parquet":
         return ray.data.read_parquet(path, filesystem=filesystem, file_extensions=None)
     raise ValueError(f"Version {version.id} is a {version.format} set, not tabular.")
+
+
+def _json_lines(batch: pa.Table, columns: list[dict[str, Any]]) -> pa.Table:
+    return formats.json_lines_table(batch.column("text").to_pylist(), columns)
 
 
 def to_frame(dataset: Any) -> Any:

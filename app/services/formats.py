@@ -8,9 +8,11 @@ not loaded into memory just to count its rows.
 from __future__ import annotations
 
 import io
+import json
 import queue
 import threading
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -35,6 +37,7 @@ SUPPORTED_FORMATS = ("csv", "jsonl", "parquet", "images")
 TABULAR = ("csv", "jsonl", "parquet")
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}
 _STREAM_BLOCKS = 4  # blocks queued for a streaming check: bounds its memory to a few reads
+_MIXED = b"aip.mixed"  # Arrow field metadata: the column mixes JSON types
 
 Inspected = tuple[int, list[dict[str, str]], dict[str, Any] | None]
 
@@ -83,7 +86,11 @@ def inspect(path: Path, fmt: str) -> Inspected:
 def _described(fmt: str, rows: int, schema: pa.Schema) -> Inspected:
     if rows == 0:
         raise invalid(f"The {fmt.upper()} file has no rows.")
-    return rows, [{"name": f.name, "dtype": _dtype_name(f.type)} for f in schema], None
+    columns = [{"name": f.name, "dtype": _dtype_name(f.type)} for f in schema]
+    for column, f in zip(columns, schema, strict=True):
+        if f.metadata and f.metadata.get(_MIXED):
+            column["mixed"] = True
+    return rows, columns, None
 
 
 def _dtype_name(arrow_type: pa.DataType) -> str:
@@ -111,16 +118,71 @@ def _count(source: Path | BinaryIO, fmt: str) -> tuple[int, pa.Schema] | None:
 
 def _frame_count(path: Path, fmt: str) -> tuple[int, pa.Schema]:
     frame = read_frame(path, fmt)
-    return len(frame), pa.schema([pa.field(str(name), _arrow_type(frame[name])) for name in frame.columns])
+    return len(frame), pa.schema([_field(str(name), frame[name]) for name in frame.columns])
 
 
-def _arrow_type(column: pd.Series) -> pa.DataType:
+def _field(name: str, column: pd.Series) -> pa.Field:
     try:
-        return pa.Schema.from_pandas(column.to_frame(), preserve_index=False).field(0).type
+        return pa.field(name, pa.Schema.from_pandas(column.to_frame(), preserve_index=False).field(0).type)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # Mixed values (e.g. numbers, then text) stay objects in pandas: stored as text, and a quality check's
-        # type consistency counts the values that do not fit.
+        # Mixed values (e.g. numbers, then text) stay objects in pandas: recorded as text, marked mixed (readers
+        # then parse such JSON lines in Python, see `json_lines_table`), and a quality check's type consistency
+        # counts the values that do not fit.
+        return pa.field(name, pa.string(), metadata={_MIXED: b"1"})
+
+
+def has_mixed_columns(columns: list[dict[str, Any]]) -> bool:
+    """Whether a version's recorded columns include one that mixes JSON types (numbers and text), which pyarrow's
+    JSON reader refuses: such JSON lines are read with `json_lines_table`."""
+    return any(c.get("mixed") for c in columns)
+
+
+def arrow_type(dtype: str) -> pa.DataType | None:
+    """The Arrow type of a recorded (pandas) dtype name; None for nested or exotic ones."""
+    if dtype == "object":
         return pa.string()
+    try:
+        return pa.from_numpy_dtype(np.dtype(dtype))
+    except (TypeError, ValueError, NotImplementedError, pa.ArrowNotImplementedError):
+        return None
+
+
+def json_lines_table(lines: Iterable[str | bytes], columns: list[dict[str, Any]], first_line: int = 1) -> pa.Table:
+    """JSON lines parsed in Python into the recorded columns: text columns take every value as its JSON text
+    (12 -> "12", so a column mixing numbers and text reads as text), the others their recorded type; a missing
+    key or null is null. `first_line` numbers the lines in errors."""
+    values: dict[str, list[Any]] = {c["name"]: [] for c in columns}
+    for number, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise invalid(f"Line {number} is not JSON ({e}); send one JSON object per line.") from e
+        if not isinstance(record, dict):
+            raise invalid(f'Line {number} is not a JSON object; send one object per line, like {{"a": 1}}.')
+        for name, column in values.items():
+            column.append(record.get(name))
+    arrays = {}
+    for c in columns:
+        kind = arrow_type(c["dtype"])
+        cells = values[c["name"]]
+        if kind == pa.string():
+            cells = [v if v is None or isinstance(v, str) else json.dumps(v) for v in cells]
+        try:
+            arrays[c["name"]] = pa.array(cells, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as e:
+            raise invalid(f"Column {c['name']!r} holds a value that is not {c['dtype']}: {e}.") from e
+    return pa.table(arrays)
+
+
+def json_lines_batches(path: Path, columns: list[dict[str, Any]], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """A JSON lines file as record batches of `json_lines_table` (see `has_mixed_columns`)."""
+    with path.open("rb") as f:
+        first = 1
+        while lines := [line for _, line in zip(range(batch_rows), f, strict=False)]:
+            yield from json_lines_table(lines, columns, first_line=first).to_batches()
+            first += len(lines)
 
 
 class StreamCheck:

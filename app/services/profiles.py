@@ -161,7 +161,7 @@ def _without_profile() -> ColumnElement[bool]:
 def profile_file(
     path: Path,
     fmt: str,
-    columns: list[dict[str, str]],
+    columns: list[dict[str, Any]],
     *,
     block_bytes: int = BLOCK_BYTES,
     distinct_budget: int = DISTINCT_BUDGET,
@@ -187,18 +187,20 @@ def profile_file(
 def read_batches(
     path: Path,
     fmt: str,
-    columns: list[dict[str, str]],
+    columns: list[dict[str, Any]],
     *,
     block_bytes: int = BLOCK_BYTES,
     only: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The file as record batches with the recorded column types, so every batch agrees with the others."""
-    types = {c["name"]: t for c in columns if (t := _arrow_type(c["dtype"])) is not None}
+    types = {c["name"]: t for c in columns if (t := formats.arrow_type(c["dtype"])) is not None}
+    batch_rows = max(1, block_bytes // (8 * max(1, len(columns))))
     try:
         if fmt == "parquet":
-            parquet = pq.ParquetFile(path)
-            batch_rows = max(1, block_bytes // (8 * max(1, len(columns))))
-            yield from parquet.iter_batches(batch_size=batch_rows, columns=only)
+            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=only)
+        elif fmt == "jsonl" and formats.has_mixed_columns(columns):
+            for batch in formats.json_lines_batches(path, columns, batch_rows):
+                yield batch.select(only) if only else batch
         elif fmt == "csv":
             convert = pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True, include_columns=only)
             yield from pa_csv.open_csv(
@@ -216,15 +218,6 @@ def read_batches(
             raise invalid(f"A {fmt} dataset is not tabular; profiles of image sets are made when they are uploaded.")
     except pa.ArrowInvalid as e:
         raise invalid(f"The {fmt.upper()} file could not be read in batches: {e}.") from e
-
-
-def _arrow_type(dtype: str) -> pa.DataType | None:
-    if dtype == "object":
-        return pa.string()
-    try:
-        return pa.from_numpy_dtype(np.dtype(dtype))
-    except (TypeError, ValueError, NotImplementedError, pa.ArrowNotImplementedError):
-        return None  # nested or exotic: left to the reader's inference
 
 
 class _ColumnStats:

@@ -51,6 +51,35 @@ def test_quality_job_and_training_gate(admin: Client, tmp_path: Path) -> None:
     assert err.value.status == 422 and f"scored {done['score']:.3f}" in str(err.value)
 
 
+def test_quality_job_on_json_lines_mixing_numbers_and_text(admin: Client, tmp_path: Path) -> None:
+    """The messy file as JSON lines: ages are numbers, with one "abc" among them, which pyarrow's JSON reader
+    refuses; the platform reads such a column as text and the check counts what the CSV's check counts."""
+    csv_path = messy_csv(tmp_path / "messy.csv")
+    cells = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    path = tmp_path / "messy.jsonl"
+    with path.open("w") as f:
+        for row in cells.to_dict("records"):
+            age = int(row["age"]) if row["age"].isdigit() else row["age"] or None
+            record = {"id": int(row["id"]), "age": age, "city": row["city"] or None, "score": float(row["score"])}
+            f.write(json.dumps(record) + "\n")
+    version = admin.upload(admin.create_dataset("quality-json-lines")["id"], path)
+    assert {"name": "age", "dtype": "object", "mixed": True} in version["columns"]
+    config = {"key_columns": ["id"], "max_examples": 3}
+    report = admin._call("POST", f"/dataset/version/{version['id']}/quality", json=config)
+    done = wait_done(admin, f"/dataset/quality/{report['id']}")
+    assert done["status"] == "SUCCEEDED", done["message"]
+    expected = check(pd.read_csv(csv_path, dtype=str), QualityConfig(**config))
+    result = done["result"]
+    assert result["column_types"] == expected["column_types"]
+    assert result["type_consistency"]["age"]["examples"] == [{"row": 5, "value": "abc"}]
+    assert result["completeness"]["missing_per_column"] == expected["completeness"]["missing_per_column"]
+    assert result["anomalies"]["outlier_rows"] == expected["anomalies"]["outlier_rows"]
+    assert (result["scores"], done["score"]) == (expected["scores"], expected["score"])
+    profile = admin.dataset_profile(version["id"])
+    age = next(c for c in profile["column_profiles"] if c["name"] == "age")
+    assert (age["missing"], {t["value"] for t in age["top_values"]} >= {"abc", "500"}) == (1, True)
+
+
 def pipeline_frame() -> pd.DataFrame:
     train, _ = breast_cancer_split()
     frame = train[["mean radius", "mean texture", "mean smoothness", "worst area", TARGET]].copy()

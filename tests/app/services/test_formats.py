@@ -150,7 +150,20 @@ def test_a_column_of_mixed_values_is_kept_as_text(tmp_path: Path) -> None:
     path = tmp_path / "data.jsonl"
     path.write_bytes(b'{"a": 1, "b": 2}\n{"a": "x", "b": 3}\n')
     rows, columns, _ = formats.inspect(path, "jsonl")
-    assert rows == 2 and columns == [{"name": "a", "dtype": "object"}, {"name": "b", "dtype": "int64"}]
+    assert rows == 2 and columns == [{"name": "a", "dtype": "object", "mixed": True}, {"name": "b", "dtype": "int64"}]
+
+
+def test_json_lines_read_in_python_take_the_recorded_types() -> None:
+    columns = [{"name": "a", "dtype": "object", "mixed": True}, {"name": "n", "dtype": "float64"}]
+    lines = [b'{"a": 1, "n": 2}', b"", b'{"a": "x", "extra": [1]}', b'{"a": {"k": true}, "n": 0.5}']
+    table = formats.json_lines_table(lines, columns)
+    assert table.to_pydict() == {"a": ["1", "x", '{"k": true}'], "n": [2.0, None, 0.5]}
+    with pytest.raises(AipError, match="Line 3 is not JSON"):
+        formats.json_lines_table([b'{"a": 1}', b"{}", b"{oops"], columns)
+    with pytest.raises(AipError, match="Line 1 is not a JSON object"):
+        formats.json_lines_table([b"[1, 2]"], columns)
+    with pytest.raises(AipError, match="Column 'n' holds a value that is not float64"):
+        formats.json_lines_table([b'{"n": "many"}'], columns)
 
 
 def test_streaming_check_stops_early_on_bad_input_and_can_be_abandoned(tmp_path: Path) -> None:

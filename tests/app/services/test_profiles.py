@@ -4,6 +4,7 @@ batches and merged, and equal to a pandas reference on a constructed file."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,19 @@ def test_ties_empty_columns_and_parquet_categories(tmp_path: Path) -> None:
     for name in ("category", "tie"):  # equal counts keep pandas' order: first seen first
         expected = frame[name].astype(str).value_counts()
         assert [(t["value"], t["count"]) for t in by_name[name]["top_values"]] == list(expected.items())
+
+
+def test_json_lines_mixing_numbers_and_text_profile_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    records = [{"code": v, "n": i} for i, v in enumerate([1, "two", 3.5, None, 1, "two"] * 50)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    _, columns, _ = formats.inspect(path, "jsonl")
+    assert columns[0] == {"name": "code", "dtype": "object", "mixed": True}
+    for block in (64, profiles.BLOCK_BYTES):  # batches of a few rows, and one batch
+        by_name = {
+            c["name"]: c for c in profiles.profile_file(path, "jsonl", columns, block_bytes=block)["column_profiles"]
+        }
+        code = by_name["code"]
+        assert (code["missing"], code["unique"]) == (50, 3)
+        assert [(t["value"], t["count"]) for t in code["top_values"]] == [("1", 100), ("two", 100), ("3.5", 50)]
+        assert (by_name["n"]["min"], by_name["n"]["max"]) == (0, 299)
