@@ -40,6 +40,8 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> An
     if s.type == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if s.type == "plateau":
+        for group in optimizer.param_groups:  # as torch's other schedules record it: a PBT hand-over keeps the decay
+            group.setdefault("initial_lr", group["lr"])
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=config.mode, patience=s.patience, factor=s.factor
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 import torch
 
@@ -93,20 +96,28 @@ def test_perturbed_values_are_moved_back_into_the_space() -> None:
     }
 
 
-def test_a_handed_over_optimizer_takes_the_new_hyperparameters_and_keeps_the_schedule() -> None:
-    old = TrainConfig(
-        target_column="y",
-        optimizer="sgd",
-        learning_rate=0.1,
-        momentum=0.9,
-        lr_scheduler={"type": "step", "step_size": 1},
-    )
+def decay_once(scheduler: Any) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        worst = math.inf if scheduler.mode == "min" else -math.inf
+        for _ in range(scheduler.patience + 1):  # no improvement for longer than `patience` epochs: one decay
+            scheduler.step(worst)
+    else:
+        scheduler.step()
+
+
+@pytest.mark.parametrize(
+    ("schedule", "decay"),
+    [({"type": "step", "step_size": 1, "gamma": 0.1}, 0.1), ({"type": "plateau", "patience": 1, "factor": 0.5}, 0.5)],
+)
+def test_a_handed_over_optimizer_takes_the_new_hyperparameters_and_keeps_the_schedule(
+    schedule: dict[str, Any], decay: float
+) -> None:
+    old = TrainConfig(target_column="y", optimizer="sgd", learning_rate=0.1, momentum=0.9, lr_scheduler=schedule)
     model = torch.nn.Linear(2, 1)
     optimizer = build_optimizer(old, model)
     scheduler = build_scheduler(old, optimizer)
     optimizer.step()
-    scheduler.step()  # decayed once: lr = 0.1 * gamma
-    gamma = old.lr_scheduler.gamma
+    decay_once(scheduler)  # lr = 0.1 * decay
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
 
     new = old.model_copy(update={"learning_rate": 0.02, "momentum": 0.5, "weight_decay": 0.001})
@@ -114,12 +125,12 @@ def test_a_handed_over_optimizer_takes_the_new_hyperparameters_and_keeps_the_sch
     scheduler = build_scheduler(new, optimizer)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * gamma)  # what restoring alone would keep
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * decay)  # what restoring alone would keep
 
     use_hyperparameters(new, optimizer, scheduler)
     group = optimizer.param_groups[0]
-    assert group["lr"] == pytest.approx(0.02 * gamma)
+    assert group["lr"] == pytest.approx(0.02 * decay)
     assert (group["momentum"], group["weight_decay"]) == (0.5, 0.001)
     optimizer.step()
-    scheduler.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02 * gamma**2)
+    decay_once(scheduler)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02 * decay**2)
