@@ -27,16 +27,16 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-# The database layer's import (about a second of CPU) would compete for the interpreter with the loop's own first
-# step (DDP's set-up alone imports torch's compiler stack): the status write waits for the first report, or a few
-# seconds when the first epoch is long. (Usage sampling starts at once: a long first epoch must show samples.)
+# The database layer's import (about half a second of CPU per worker) would compete for the interpreter with the
+# loop's own first steps (DDP's set-up alone imports torch's compiler stack): the status write and the usage sampler
+# wait for the first report, or a few seconds when the first epoch is long, so a long first epoch still shows samples.
 _first_report = threading.Event()
-FIRST_STEPS_GRACE_S = 5.0
+FIRST_STEPS_GRACE_S = 3.0
 
 
 def mark_running(job_id: int | None) -> None:
-    """Rank 0 moves the job from STARTING to RUNNING once its workers run the loop; every rank starts sampling its
-    resource use. Both in background threads; the status after the loop's first steps."""
+    """Rank 0 moves the job from STARTING to RUNNING once its workers run the loop; every rank samples its resource
+    use. Both in background threads, after the loop's first steps."""
     if job_id is None:
         return
     rank = ray.train.get_context().get_world_rank()
@@ -59,6 +59,7 @@ def mark_running(job_id: int | None) -> None:
 def _sample_usage(job_id: int, rank: int) -> None:
     """Writes this worker's resource use every `metrics.usage_sample_s` seconds while the job runs: a timer, not
     the epoch, so a long epoch still shows samples. One small row per worker and interval keeps it cheap."""
+    _first_report.wait(FIRST_STEPS_GRACE_S)
     from app.core.config import get_settings
     from app.db.session import session_scope
     from app.services import job_metrics, sysconfig
