@@ -456,8 +456,18 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
                     inspected = check.result(path)
 
             def close(session: Session, version: DatasetVersion) -> None:
-                done = session.get_one(UploadSession, upload_id)
-                done.status, done.version_id, done.updated_at = UploadStatus.COMPLETED, version.id, utcnow()
+                # Only a session still COMPLETING: one expired or aborted meanwhile has had its stored bytes
+                # removed, so its version must not be recorded (the conditional UPDATE also waits for, or is
+                # waited on by, that end's row lock).
+                closed = session.execute(
+                    update(UploadSession)
+                    .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
+                    .values(status=UploadStatus.COMPLETED, version_id=version.id, updated_at=utcnow())
+                )
+                if closed.rowcount != 1:
+                    ended = session.get(UploadSession, upload_id)
+                    why = f"was {ended.status} ({ended.message})" if ended is not None else "was removed"
+                    raise conflict(f"Upload {upload_id} {why} while it was being completed; upload the file again.")
                 session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
 
             version_id = datasets.record_version(

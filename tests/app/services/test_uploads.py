@@ -301,6 +301,33 @@ def test_concurrent_completions_make_one_version(data_env: DataEnv) -> None:
     env.assert_no_orphans()
 
 
+@pytest.mark.parametrize("chunk_size", [CHUNK, 5 << 20])  # 5 MiB: on S3, a multipart upload joined at completion
+def test_a_session_expired_while_completing_records_no_version(
+    data_env: DataEnv, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    env = data_env
+    line = b"1.000000001,2.000000002,3.000000003,alpha\n"
+    data = b"a,b,c,d\n" + line * ((chunk_size + 1000) // len(line))
+    dataset_id = env.dataset("expired-while-completing")
+    upload_id = open_session(env, dataset_id, data, chunk_size=chunk_size)
+    for index, chunk in enumerate(split(data, chunk_size)):
+        env.put(dataset_id, upload_id, index, chunk)
+    verify = uploads._verify
+
+    def expire_then_verify(*args: object) -> None:  # the reconcile loop's sweep, between read-back and recording
+        later = utcnow() + dt.timedelta(seconds=env.settings.upload_session_ttl_s + 60)
+        assert uploads.expire_stale(env.settings, env.store, now=later) == [upload_id]
+        verify(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(uploads, "_verify", expire_then_verify)
+    expect(ErrorCode.CONFLICT, "was EXPIRED (Idle for more than", uploads.complete, env.settings, env.store,
+           user=env.owner, dataset_id=dataset_id, upload_id=upload_id)  # fmt: skip
+    assert version_count(env) == 0
+    with session_scope(env.settings.database_url) as session:
+        assert session.get_one(UploadSession, upload_id).status == "EXPIRED"
+    env.assert_no_orphans()
+
+
 def test_a_part_lost_by_storage_is_asked_for_again(fast_env: DataEnv) -> None:
     env = fast_env
     data = csv_bytes(600)
