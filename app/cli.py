@@ -315,6 +315,23 @@ def job_show(job_id: int, url: UrlOpt = None, username: UserOpt = None, password
         console.print(f"  last metrics: {job['metrics'][-1]}")
 
 
+@job_app.command("steps")
+def job_steps(
+    job_id: int,
+    max_points: Annotated[int, typer.Option(help="Downsample to this many steps.")] = 20,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Print a job's logged training steps (loss, learning rate, throughput), downsampled."""
+    client = _client(url, username, password)
+    page = api_call(lambda: client.job_steps(job_id, max_points=max_points))
+    console.print(f"{page['total_steps']} steps logged", markup=False, highlight=False)
+    for p in page["points"]:
+        values = "  ".join(f"{k} {v:.4g}" for k, v in p.items() if k not in ("step", "epoch", "time"))
+        console.print(f"  step {p['step']:>8}  epoch {p['epoch']:>4}  {values}", markup=False, highlight=False)
+
+
 @job_app.command("logs")
 def job_logs(
     job_id: int,

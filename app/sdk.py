@@ -260,6 +260,11 @@ class Client:
         params = {k: v for k, v in query.items() if v is not None}
         return self._call("GET", f"/training/job/{job_id}/metrics", params=params)
 
+    def job_steps(self, job_id: int, **query: Any) -> dict[str, Any]:
+        """Batch-step history (loss, lr, samples_per_s); query: since, until (ISO times), offset, limit, max_points."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call("GET", f"/training/job/{job_id}/steps", params=params)
+
     def job_usage(self, job_id: int, **query: Any) -> list[dict[str, Any]]:
         """Resource samples of the job's workers; query: since (ISO time), limit."""
         params = {k: v for k, v in query.items() if v is not None}

@@ -10,10 +10,12 @@ from typing import Any
 
 from ray.train import UserCallback
 
+STEPS_KEY = "training_steps"  # in a report's metrics: rank 0's logged steps not yet written (train_jobs.runtime)
+
 
 class MetricsRecorder(UserCallback):
     """Stores each report's metrics in the database as they arrive, keyed by epoch: averaged over workers, except
-    resource use (`sys_*`), which is summed into the job's total."""
+    resource use (`sys_*`), which is summed into the job's total; and the training steps rank 0 sent with it."""
 
     def __init__(self, job_id: int, database_url: str) -> None:
         self.job_id = job_id
@@ -28,5 +30,8 @@ class MetricsRecorder(UserCallback):
         averaged = {
             k: sum(float(m.get(k, 0.0)) for m in metrics) / (1 if k.startswith("sys_") else len(metrics)) for k in keys
         }
+        training_steps = [s for m in metrics for s in m.get(STEPS_KEY, [])]  # rank 0's, not yet written
         with session_scope(self.database_url) as session:
             job_metrics.record_metrics(session, job_id=self.job_id, step=step, metrics=averaged)
+            if training_steps:
+                job_metrics.record_training_steps(session, job_id=self.job_id, steps=training_steps)

@@ -56,3 +56,4 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "target_column": job["target_column"],
         }
     )
+    runtime.close_step_log()

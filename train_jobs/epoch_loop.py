@@ -104,6 +104,8 @@ def run_epochs(
         if rank == 0:
             print(f"Resumed from the checkpoint of epoch {progress['epoch']}.", flush=True)
 
+    every = config.log_every_n_steps
+    steps = StepWindow(max(1, min(50, len(loader) // 10)) if every is None else every, context.get_world_size())
     for epoch in range(progress["epoch"], config.epochs):
         started = time.perf_counter()
         if context.get_world_size() > 1:
@@ -111,15 +113,17 @@ def run_epochs(
         generator = batch_generator(epoch, rank)
         model.train()
         total, count = 0.0, 0
-        for x, y in loader:
+        for batch, (x, y) in enumerate(loader):
             if prepare is not None:
                 x = prepare(x, generator)
             optimizer.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(y)
+            value = loss.item()
+            total += value * len(y)
             count += len(y)
+            steps.add(epoch, epoch * len(loader) + batch + 1, value, len(y), optimizer.param_groups[0]["lr"])
         # Every rank evaluates the same weights on the whole validation set, so all take the same decisions.
         metrics: dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(count, 1)}
         metrics |= evaluate(model)
@@ -157,6 +161,36 @@ def run_epochs(
             runtime.report(metrics)
         if stop:
             break
+    runtime.close_step_log()
+
+
+class StepWindow:
+    """Averages the loss over the batches since the last logged step and logs every `every` batches (0: never)
+    through `runtime.log_step`, which only a job's rank 0 records. Samples per second count every worker's batches
+    (each trains a batch of the same size per step)."""
+
+    def __init__(self, every: int, world_size: int) -> None:
+        self.every, self.world_size = every, world_size
+        self.loss, self.samples, self.since = 0.0, 0, time.perf_counter()
+
+    def add(self, epoch: int, step: int, loss: float, samples: int, lr: float) -> None:
+        if not self.every:
+            return
+        self.loss += loss * samples
+        self.samples += samples
+        if step % self.every:
+            return
+        now = time.perf_counter()
+        runtime.log_step(
+            {
+                "step": step,
+                "epoch": epoch + 1,
+                "loss": self.loss / self.samples,
+                "lr": lr,
+                "samples_per_s": self.samples * self.world_size / max(now - self.since, 1e-9),
+            }
+        )
+        self.loss, self.samples, self.since = 0.0, 0, now
 
 
 def _fmt(metrics: dict[str, Any]) -> str:

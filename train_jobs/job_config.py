@@ -88,6 +88,13 @@ class TrainConfig(BaseModel):
     metric: str | None = Field(default=None, description="Ranks checkpoints; default val_accuracy / val_loss.")
     mode: Literal["min", "max"] | None = Field(default=None, description="Default: the metric's natural order.")
     checkpoint_interval: int = Field(default=1, ge=1, le=10_000, description="Epochs between checkpoints.")
+    log_every_n_steps: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Batches between logged training steps (loss, lr, throughput); default: about ten per epoch and"
+        " at least every 50 batches; 0: none.",
+    )
     hidden_units: int = Field(default=64, ge=1, le=4096)
     num_workers: int = Field(default=2, ge=1, le=256)
     cpus_per_worker: float = Field(default=1.0, gt=0, le=256)

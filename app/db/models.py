@@ -368,6 +368,20 @@ class JobMetric(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class JobStepMetric(Base):
+    """Training metrics of one batch step (loss, learning rate, throughput), logged every few batches by rank 0:
+    the curve between epochs. One row per logged step, its values together."""
+
+    __tablename__ = "job_step_metrics"
+    __table_args__ = (Index("ix_job_step_metrics_job_step", "job_id", "step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)  # batches trained since the job began, counted on rank 0
+    epoch: Mapped[int] = mapped_column(Integer)  # the epoch the step belongs to (1-based)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)  # loss, lr, samples_per_s
+
+
 class JobUsageSample(Base):
     """One worker's resource use at one moment, sampled on a timer while the job runs (not per epoch)."""
 

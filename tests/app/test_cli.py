@@ -7,11 +7,16 @@ import stat
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.core.config import Settings
+from app.db.models import JobStatus, TrainingJob
+from app.db.session import session_scope
 from app.sdk import Client
+from app.services import job_metrics
 from tests.conftest import ADMIN_PASSWORD
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 from tests.utils.people import PASSWORD
@@ -70,3 +75,29 @@ def test_tune_create_sends_only_the_chosen_scheduler_options(cli, tmp_path: Path
     too_long = CliRunner().invoke(app, [*common, "--perturbation-interval", "9"])
     assert too_long.exit_code != 0
     assert "perturbation_interval" in too_long.output and "grace_period" not in too_long.output
+
+
+def test_job_steps_prints_the_logged_training_steps(
+    cli,  # noqa: ANN001
+    admin: Client,
+    platform_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    cli("login", "-u", "admin", "-p", ADMIN_PASSWORD)
+    frame = pd.DataFrame({"x": range(8), "y": [0, 1] * 4})
+    version = upload_frame(admin, frame, tmp_path, f"cli-{uuid.uuid4().hex[:6]}")
+    with session_scope(platform_settings.database_url) as s:
+        job = TrainingJob(name="cli-steps", owner_id=admin.account()["id"], dataset_version_id=version["id"],
+                          template="tabular_mlp", config={"epochs": 2}, status=JobStatus.SUCCEEDED)  # fmt: skip
+        s.add(job)
+        s.flush()
+        rows = [
+            {"step": 5 * i, "epoch": 1 + i // 11, "loss": 1 / i, "lr": 0.001, "samples_per_s": 900.0}
+            for i in range(1, 21)
+        ]
+        job_metrics.record_training_steps(s, job_id=job.id, steps=rows)
+        job_id = job.id
+    output = cli("job", "steps", str(job_id), "--max-points", "3")
+    assert output.splitlines()[0] == "20 steps logged"
+    assert [line.split()[1] for line in output.splitlines()[1:]] == ["5", "55", "100"]
+    assert "loss 1 " in output and "samples_per_s 900" in output

@@ -22,6 +22,7 @@ def test_metric_and_mode_default_by_task() -> None:
         ({"optimizer": "lion"}, "optimizer"),
         ({"lr_scheduler": {"type": "plateau", "factor": 1.5}}, "factor"),
         ({"gpus_per_worker": -1}, "gpus_per_worker"),
+        ({"log_every_n_steps": -1}, "log_every_n_steps"),
         ({"unknown": 1}, "unknown"),
     ],
 )

@@ -141,6 +141,31 @@ def get_metrics(
     return MetricsPage(job_id=job_id, total_steps=job_metrics.count_steps(session, job_id), points=points)
 
 
+@router.get("/{job_id}/steps", response_model=MetricsPage)
+def get_training_steps(
+    job_id: int,
+    session: SessionDep,
+    since: dt.datetime | None = Query(default=None, description="Steps recorded at or after (UTC)."),
+    until: dt.datetime | None = Query(default=None, description="Steps recorded at or before (UTC)."),
+    offset: int = Query(default=0, ge=0),
+    limit: int | None = Query(default=None, ge=1, le=100_000),
+    max_points: int | None = Query(default=None, ge=1, le=10_000, description="Downsample to this many steps."),
+    user: User = Depends(require("training:job:query")),
+) -> MetricsPage:
+    """Loss, learning rate and throughput every `log_every_n_steps` batches (rank 0's), between the epoch metrics."""
+    training.get_job(session, user=user, job_id=job_id)
+    total, points = job_metrics.training_step_history(
+        session,
+        job_id,
+        since=_naive_utc(since),
+        until=_naive_utc(until),
+        offset=offset,
+        limit=limit,
+        max_points=max_points,
+    )
+    return MetricsPage(job_id=job_id, total_steps=total, points=points)
+
+
 @router.get("/{job_id}/usage")
 def get_usage(
     job_id: int,

@@ -86,8 +86,8 @@ function statusBadge(status) { return h("span", { class: `status ${status}` }, s
 const FINISHED = ["SUCCEEDED", "FAILED", "STOPPED"];
 const short = (v) => (typeof v === "number" ? Number(v.toPrecision(4)) : v);
 
-// Line chart of metric series on a canvas: one line per metric, epochs on x.
-function drawChart(canvas, history, keys) {
+// Line chart of metric series on a canvas: one line per metric, steps (epochs unless `axis` says) on x.
+function drawChart(canvas, history, keys, axis = "epoch") {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth, height = canvas.clientHeight;
   canvas.width = width * ratio; canvas.height = height * ratio;
@@ -105,7 +105,7 @@ function drawChart(canvas, history, keys) {
   ctx.strokeStyle = "#dde1e8"; ctx.fillStyle = "#6b7385"; ctx.font = "11px system-ui";
   ctx.beginPath(); ctx.moveTo(pad, pad); ctx.lineTo(pad, height - pad); ctx.lineTo(width - pad, height - pad); ctx.stroke();
   ctx.fillText(hi.toFixed(3), 2, pad); ctx.fillText(lo.toFixed(3), 2, height - pad);
-  ctx.fillText(`epoch ${first}`, pad, height - 12); ctx.fillText(`epoch ${last}`, width - pad - 50, height - 12);
+  ctx.fillText(`${axis} ${first}`, pad, height - 12); ctx.fillText(`${axis} ${last}`, width - pad - 70, height - 12);
   keys.forEach((key, i) => {
     const points = history.filter((row) => typeof row[key] === "number");
     ctx.strokeStyle = colors[i % colors.length]; ctx.fillStyle = ctx.strokeStyle; ctx.lineWidth = 2; ctx.beginPath();
@@ -240,9 +240,11 @@ async function jobsView(view) {
 }
 
 async function jobView(view, id) {
-  const canvas = h("canvas", { id: "metrics-chart" });
+  const canvas = h("canvas", { id: "metrics-chart" }), stepsCanvas = h("canvas", { id: "steps-chart" });
   const head = h("div", {}), logs = h("pre", { class: "logs", id: "logs" }), progress = h("progress", { max: 1, value: 0 });
-  if (!view.show(h("section", {}, head, progress, canvas), h("section", {}, h("h2", {}, "Logs"), logs))) return;
+  if (!view.show(h("section", {}, head, progress, canvas),
+    h("section", {}, h("h2", {}, "Training loss by step"), stepsCanvas),
+    h("section", {}, h("h2", {}, "Logs"), logs))) return;
   async function refresh() {
     const job = await api("GET", `/training/job/${id}`);
     if (!view.live()) return true;
@@ -257,6 +259,8 @@ async function jobView(view, id) {
         job.message ? ` · ${job.message}` : ""),
       finished ? (job.model_version_id ? h("a", { href: "#/models" }, `Model version ${job.model_version_id} registered`) : "") : stop);
     drawChart(canvas, job.metrics, ["loss", "val_loss", "val_accuracy"]);
+    const steps = await api("GET", `/training/job/${id}/steps?max_points=500`).catch(() => null);
+    if (steps && view.live()) drawChart(stepsCanvas, steps.points, ["loss"], "step");
     const text = await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent);
     logs.textContent = (text || "(no logs yet)").replace(/\x1b\[[0-9;]*m/g, "");  // drop terminal colours
     logs.scrollTop = logs.scrollHeight;

@@ -59,12 +59,14 @@ def test_stop_retry_worker_kill_resume_logs_and_delete(
         weight_decay=1e-4,
         lr_scheduler={"type": "plateau", "patience": 1, "factor": 0.5},
         metric="val_loss",
+        log_every_n_steps=4,
     )
     job_id = job["id"]
     assert job["status"] == "QUEUED"
     assert job["config"]["mode"] == "min"
 
     wait_for(lambda: len(steps(admin, job_id)) >= 2, timeout_s=240, what="two epochs of the first attempt")
+    wait_for(lambda: admin.job_steps(job_id)["total_steps"], timeout_s=30, what="training steps during the run")
     stopped = admin.stop_job(job_id)
     assert stopped["status"] == "STOPPED"
     wait_for(lambda: ray_jobs.state(platform_settings, stopped["ray_job_id"]).status == "STOPPED", timeout_s=60)
@@ -86,7 +88,7 @@ def test_stop_retry_worker_kill_resume_logs_and_delete(
         timeout_s=240,
         what="the retried attempt resuming from its checkpoint",
     )
-    assert admin.get_job(job_id)["status"] == "RUNNING"
+    wait_for(lambda: admin.get_job(job_id)["status"] == "RUNNING", timeout_s=30, what="RUNNING after the resume")
 
     # Kill one training worker mid-run: Ray Train restarts the group from the latest checkpoint.
     done_before = max(steps(admin, job_id))
@@ -130,6 +132,13 @@ def test_stop_retry_worker_kill_resume_logs_and_delete(
     assert model_version["metrics"]["val_loss"] == min(m["val_loss"] for m in done["metrics"][:epochs])
     assert lineage["final_metrics"]["val_loss"] == done["metrics"][-1]["val_loss"]
     assert lineage["checkpoint"]
+
+    # Training steps every 4 batches, over every epoch; those a resume trained again were replaced, not repeated.
+    logged = admin.job_steps(job_id)["points"]
+    assert [p["step"] for p in logged] == list(range(4, logged[-1]["step"] + 1, 4))
+    assert [p["epoch"] for p in logged] == sorted(p["epoch"] for p in logged) and logged[-1]["epoch"] == epochs
+    assert all(p["loss"] > 0 and p["lr"] > 0 and p["samples_per_s"] > 0 for p in logged)
+    assert len(admin.job_steps(job_id, max_points=7)["points"]) == 7
 
     page = admin.job_metrics(job_id, offset=2, limit=3)
     assert page["total_steps"] == epochs and [p["step"] for p in page["points"]] == [3, 4, 5]

@@ -1,4 +1,5 @@
-"""Job rows on every database backend: transitions recorded, metrics replaced per step, paged, downsampled."""
+"""Job rows on every database backend: transitions recorded, metrics (per epoch and per logged batch step)
+replaced per step, paged, downsampled."""
 
 from __future__ import annotations
 
@@ -70,3 +71,25 @@ def test_history_pages_downsamples_and_filters_by_time(db_url: str) -> None:
         future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
         assert job_metrics.metric_history(s, job_id, since=future) == []
         assert len(job_metrics.metric_history(s, job_id, until=future)) == 100
+
+
+def test_training_steps_are_replaced_paged_and_downsampled(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        job_id = add_job(s).id
+        rows = [{"step": 10 * i, "epoch": 1 + i // 50, "loss": 1.0 / i, "lr": 0.01} for i in range(1, 101)]
+        job_metrics.record_training_steps(s, job_id=job_id, steps=rows[:60])
+        # resumed from the checkpoint of epoch 1 (steps 10..490): steps 500 on are trained and logged again
+        job_metrics.record_training_steps(s, job_id=job_id, steps=[{**r, "loss": 2.0} for r in rows[49:]])
+    with session_scope(db_url) as s:
+        total, points = job_metrics.training_step_history(s, job_id)
+        assert total == 100 and [p["step"] for p in points] == [10 * i for i in range(1, 101)]
+        assert (points[48]["loss"], points[49]["loss"], points[99]["epoch"]) == (1 / 49, 2.0, 3)
+        assert set(points[0]) == {"step", "epoch", "time", "loss", "lr"}
+        _, page = job_metrics.training_step_history(s, job_id, offset=10, limit=3)
+        assert [p["step"] for p in page] == [110, 120, 130]
+        _, sampled = job_metrics.training_step_history(s, job_id, max_points=5)
+        assert [p["step"] for p in sampled] == [10, 260, 510, 750, 1000]
+        _, sampled_page = job_metrics.training_step_history(s, job_id, offset=90, max_points=4)
+        assert [p["step"] for p in sampled_page] == [910, 940, 970, 1000]
+        future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
+        assert job_metrics.training_step_history(s, job_id, since=future) == (0, [])

@@ -126,6 +126,10 @@ def test_train_from_the_form_and_watch_it_live(browser, running_platform, admin:
     page.wait_for_selector("#metrics-chart[data-points='3']", timeout=240_000)
     page.wait_for_selector("main h2 .status.SUCCEEDED", timeout=60_000)
     assert "Model version" in page.inner_text("main")
+    job_id = int(page.evaluate("location.hash.split('/')[2]"))
+    logged = admin.job_steps(job_id)["total_steps"]  # about ten per epoch by default
+    assert logged >= 3 * 5, logged
+    page.wait_for_selector(f"#steps-chart[data-points='{logged}']")
     page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
 
 
