@@ -25,6 +25,7 @@ from app.db.models import (
     DatasetVersion,
     JobMetric,
     JobStatus,
+    JobStepMetric,
     JobTransition,
     JobUsageSample,
     ModelVersion,
@@ -305,6 +306,7 @@ def delete_job(settings: Settings, store: ObjectStore, *, user: User, job_id: in
         session.execute(update(ModelVersion).where(ModelVersion.training_job_id == job_id).values(training_job_id=None))
         session.execute(delete(JobMetric).where(JobMetric.job_id == job_id))
         session.execute(delete(JobUsageSample).where(JobUsageSample.job_id == job_id))
+        session.execute(delete(JobStepMetric).where(JobStepMetric.job_id == job_id))
         session.execute(delete(JobTransition).where(JobTransition.job_id == job_id))
         session.delete(job)
     # Storage after the rows: a failure here leaves unreferenced objects, never a row pointing at nothing.

@@ -13,10 +13,13 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from sqlalchemy import select
 
 from app.cluster import jobs as ray_jobs
 from app.cluster.platform import RunningPlatform
 from app.core.config import Settings
+from app.db.models import JobStepMetric
+from app.db.session import session_scope
 from app.sdk import ApiError, Client
 from app.storage import open_store
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
@@ -148,6 +151,8 @@ def test_stop_retry_worker_kill_resume_logs_and_delete(
     wait_for(lambda: admin.get_job(job_id) and list(store.list(f"jobs/{job_id}/")), timeout_s=30, what="kept logs")
     assert list(store.list(f"checkpoints/job-{job_id}/"))
     admin.delete_job(job_id)
+    with session_scope(platform_settings.database_url) as session:
+        assert session.scalars(select(JobStepMetric).where(JobStepMetric.job_id == job_id)).first() is None
     assert list(store.list(f"checkpoints/job-{job_id}/")) == []
     assert list(store.list(f"jobs/{job_id}/")) == []
     with pytest.raises(ApiError) as err:
