@@ -39,7 +39,7 @@ IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}
 _STREAM_BLOCKS = 4  # blocks queued for a streaming check: bounds its memory to a few reads
 _MIXED = b"aip.mixed"  # Arrow field metadata: the column mixes JSON types
 
-Inspected = tuple[int, list[dict[str, str]], dict[str, Any] | None]
+Inspected = tuple[int, list[dict[str, Any]], dict[str, Any] | None]
 
 
 def safe_file_name(file_name: str) -> str:

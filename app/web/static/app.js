@@ -259,7 +259,8 @@ async function jobView(view, id) {
         job.message ? ` · ${job.message}` : ""),
       finished ? (job.model_version_id ? h("a", { href: "#/models" }, `Model version ${job.model_version_id} registered`) : "") : stop);
     drawChart(canvas, job.metrics, ["loss", "val_loss", "val_accuracy"]);
-    const steps = await api("GET", `/training/job/${id}/steps?max_points=500`).catch(() => null);
+    if (job.config.log_every_n_steps === 0) stepsCanvas.replaceWith(h("p", { class: "muted" }, "Step logging is off for this job."));
+    const steps = job.config.log_every_n_steps === 0 ? null : await api("GET", `/training/job/${id}/steps?max_points=500`).catch(() => null);
     if (steps && view.live()) drawChart(stepsCanvas, steps.points, ["loss"], "step");
     const text = await api("GET", `/training/job/${id}/logs`).catch(() => logs.textContent);
     logs.textContent = (text || "(no logs yet)").replace(/\x1b\[[0-9;]*m/g, "");  // drop terminal colours
