@@ -34,6 +34,7 @@ import math
 import re
 import secrets
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,7 @@ MIN_CHUNK_BYTES = 1024
 MAX_CHUNKS = 10_000
 S3_MIN_PART_BYTES = 5 << 20
 COMPOSE_PREFETCH = 4
+HEARTBEAT_S = 60.0  # a completing session's updated_at is touched this often while it reads back
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -451,7 +453,8 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
                 if joined is not None and multipart_id is not None:
                     _join(_direct(store), upload_id, joined, multipart_id, parts)
                 with formats.StreamCheck(fmt) as check:
-                    digest = _read_back(store, upload_id, joined, num_chunks, path, check.feed)
+                    feed = _keeping_alive(settings, upload_id, check.feed)
+                    digest = _read_back(store, upload_id, joined, num_chunks, path, feed)
                     _verify(path, digest, size, declared)
                     inspected = check.result(path)
 
@@ -574,6 +577,27 @@ def discard_stored(
         store.abort_multipart(key, multipart_id)
         datasets.remove_unreferenced(settings, store, [key])
     store.delete_prefix(part_prefix(upload_id))
+
+
+def _keeping_alive(settings: Settings, upload_id: str, feed: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """`feed`, also touching the COMPLETING session every so often, so the expiry sweep (which ends sessions idle
+    for AIP_UPLOAD_SESSION_TTL_S, and completions whose process died) leaves a long read-back alone."""
+    every = min(HEARTBEAT_S, settings.upload_session_ttl_s / 4)
+    last = time.monotonic()
+
+    def fed(block: bytes) -> None:
+        nonlocal last
+        feed(block)
+        if time.monotonic() - last >= every:
+            with session_scope(settings.database_url) as session:
+                session.execute(
+                    update(UploadSession)
+                    .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
+                    .values(updated_at=utcnow())
+                )
+            last = time.monotonic()
+
+    return fed
 
 
 def _reopen(settings: Settings, upload_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from app.core.errors import AipError, ErrorCode
 from app.db.models import DatasetVersion, UploadSession, utcnow
 from app.db.session import session_scope
-from app.services import datasets, uploads
+from app.services import datasets, formats, uploads
 from tests.utils.data_env import DataEnv, sha, split
 
 CHUNK = 4096
@@ -325,6 +326,38 @@ def test_a_session_expired_while_completing_records_no_version(
     assert version_count(env) == 0
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(UploadSession, upload_id).status == "EXPIRED"
+    env.assert_no_orphans()
+
+
+def test_a_long_completion_is_not_expired_while_it_reads_back(
+    fast_env: DataEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = fast_env
+    settings = env.settings.model_copy(update={"upload_session_ttl_s": 1.0})  # touched every 0.25 s meanwhile
+    data = csv_bytes(1500)  # 10 chunks
+    dataset_id = env.dataset("long-completion")
+    upload_id = open_session(env, dataset_id, data)
+    for index, chunk in enumerate(split(data, CHUNK)):
+        env.put(dataset_id, upload_id, index, chunk)
+    feed = formats.StreamCheck.feed
+
+    def slow_feed(self: formats.StreamCheck, block: bytes) -> None:  # a large file's read-back, in short
+        time.sleep(0.4)
+        feed(self, block)
+
+    monkeypatch.setattr(formats.StreamCheck, "feed", slow_feed)
+    expired: list[str] = []
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(uploads.complete, settings, env.store, user=env.owner, dataset_id=dataset_id,
+                           upload_id=upload_id)  # fmt: skip
+        while not done.done():  # the reconcile loop's sweep, as often as it likes
+            expired += uploads.expire_stale(settings, env.store)
+            time.sleep(0.1)
+        version_id = done.result()  # an expired session would have ended it with a 409
+    assert expired == []
+    assert len(split(data, CHUNK)) * 0.4 > 2 * settings.upload_session_ttl_s  # the read-back outlived the TTL
+    with session_scope(env.settings.database_url) as session:
+        assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
     env.assert_no_orphans()
 
 
