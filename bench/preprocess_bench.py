@@ -1,9 +1,9 @@
-"""Preprocessing benchmark: the platform's pipeline path (the CSV parsed from storage by one Ray task per byte
-range and staged as Arrow files, steps fitted by streaming passes over them, Parquet out;
-train_jobs.preprocess.fit_and_write) against pandas + scikit-learn in one process, on the same generated CSV, in
-the same run.
+"""Preprocessing benchmark: the platform's pipeline path (the file read from storage by several Ray tasks and
+staged as Arrow files, steps fitted by streaming passes over them, Parquet out; train_jobs.preprocess.fit_and_write)
+against pandas + scikit-learn in one process, on the same generated file (CSV, Parquet or JSON lines), in the same
+run.
 
-    .venv/bin/python -m bench.preprocess_bench --rows 1000000 [--rows 10000000]
+    .venv/bin/python -m bench.preprocess_bench --rows 1000000 [--rows 10000000] [--format parquet]
 
 Each side runs in its own subprocess so peak memory (the process tree's RSS, sampled) is its own. The Ray side
 starts a private local Ray instance first; its start-up is reported separately and not counted as pipeline time.
@@ -33,7 +33,8 @@ STEPS = [
 ]
 
 
-def make_csv(path: Path, rows: int) -> None:
+def make_data(path: Path, rows: int) -> None:
+    """The bench's table, in the format of `path`'s suffix."""
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {
@@ -47,7 +48,20 @@ def make_csv(path: Path, rows: int) -> None:
     )
     for column in ("a", "b", "c", "colour"):
         frame.loc[rng.random(rows) < 0.05, column] = None
-    frame.to_csv(path, index=False)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True, double_precision=15)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def read_data(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".jsonl":
+        return pd.read_json(path, lines=True, precise_float=True)
+    return pd.read_csv(path)
 
 
 class PeakRss:
@@ -86,13 +100,13 @@ class PeakRss:
         self._thread.join()
 
 
-def run_pandas(csv: Path, out: Path) -> dict[str, float]:
+def run_pandas(data: Path, out: Path) -> dict[str, float]:
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     with PeakRss() as rss:
         start = time.perf_counter()
-        frame = pd.read_csv(csv)
+        frame = read_data(data)
         frame[["a", "b", "c"]] = SimpleImputer(strategy="median").fit_transform(frame[["a", "b", "c"]])
         frame[["colour"]] = SimpleImputer(strategy="most_frequent").fit_transform(frame[["colour"]])
         for column in ("a", "b", "c"):
@@ -107,7 +121,7 @@ def run_pandas(csv: Path, out: Path) -> dict[str, float]:
     return {"seconds": seconds, "peak_rss_mb": rss.peak / 2**20, "peak_pss_mb": rss.peak_pss / 2**20}
 
 
-def run_ray(csv: Path, out: Path) -> dict[str, float]:
+def run_ray(data: Path, out: Path) -> dict[str, float]:
     import ray
 
     from app.core.config import Settings
@@ -126,10 +140,12 @@ def run_ray(csv: Path, out: Path) -> dict[str, float]:
     )
     ray.data.DataContext.get_current().enable_progress_bars = False
     startup = time.perf_counter() - started
-    settings = Settings(data_dir=csv.parent / "settings", storage_url=f"file://{csv.parent}")
-    header = pd.read_csv(csv, nrows=5)
+    settings = Settings(data_dir=data.parent / "settings", storage_url=f"file://{data.parent}")
     version = DatasetVersion(
-        id=0, format="csv", storage_key=csv.name, columns=[{"name": c, "dtype": "?"} for c in header.columns]
+        id=0,
+        format=data.suffix.lstrip("."),
+        storage_key=data.name,
+        columns=[{"name": c, "dtype": "?"} for c in ("a", "b", "c", "d", "colour", "label")],
     )
     with PeakRss() as idle:  # Ray's own processes (GCS, raylet, workers) before any data
         time.sleep(0.5)
@@ -164,27 +180,28 @@ def _same_output(pandas_file: Path, ray_file: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, action="append", help="Rows per run (repeatable).")
+    parser.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv", help="The input's format.")
     parser.add_argument("--side", choices=["pandas", "ray"], help=argparse.SUPPRESS)
-    parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:  # a child: one side, one file, JSON out
         runner = run_pandas if args.side == "pandas" else run_ray
-        print(json.dumps(runner(args.csv, args.csv.with_suffix(f".{args.side}.parquet"))))
+        print(json.dumps(runner(args.data, args.data.with_name(f"out.{args.side}.parquet"))))
         return
     for rows in args.rows or [1_000_000]:
         with tempfile.TemporaryDirectory(prefix="aip-bench-") as tmp:
-            csv = Path(tmp) / "data.csv"
-            make_csv(csv, rows)
+            data = Path(tmp) / f"data.{args.format}"
+            make_data(data, rows)
             results = {}
             for side in ("pandas", "ray"):
-                cmd = [sys.executable, "-m", "bench.preprocess_bench", "--side", side, "--csv", str(csv)]
+                cmd = [sys.executable, "-m", "bench.preprocess_bench", "--side", side, "--data", str(data)]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode:
                     raise SystemExit(f"The {side} side failed:\n{done.stderr[-4000:]}")
                 results[side] = json.loads(done.stdout.strip().splitlines()[-1])
             p, r = results["pandas"], results["ray"]
-            same = _same_output(csv.with_suffix(".pandas.parquet"), csv.with_suffix(".ray.parquet"))
-            print(f"{rows:,} rows ({csv.stat().st_size / 2**20:.0f} MiB CSV)")
+            same = _same_output(data.with_name("out.pandas.parquet"), data.with_name("out.ray.parquet"))
+            print(f"{rows:,} rows ({data.stat().st_size / 2**20:.0f} MiB {args.format})")
             rates = (
                 ("pandas + scikit-learn", p["seconds"]),
                 ("Ray Data, cold", r["seconds"]),

@@ -117,27 +117,32 @@ def delete_job(
     return Response(status_code=204)
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPage)
-def get_metrics(
-    job_id: int,
-    session: SessionDep,
+def history_query(
     since: dt.datetime | None = Query(default=None, description="Steps recorded at or after (UTC)."),
     until: dt.datetime | None = Query(default=None, description="Steps recorded at or before (UTC)."),
     offset: int = Query(default=0, ge=0),
     limit: int | None = Query(default=None, ge=1, le=100_000),
-    max_points: int | None = Query(default=None, ge=1, le=100_000, description="Downsample to this many steps."),
+    max_points: int | None = Query(default=None, ge=1, le=10_000, description="Downsample to this many steps."),
+) -> dict[str, Any]:
+    """The selection, paging and downsampling of a metric history (epochs or training steps)."""
+    return {
+        "since": _naive_utc(since),
+        "until": _naive_utc(until),
+        "offset": offset,
+        "limit": limit,
+        "max_points": max_points,
+    }
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPage)
+def get_metrics(
+    job_id: int,
+    session: SessionDep,
+    query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
 ) -> MetricsPage:
     training.get_job(session, user=user, job_id=job_id)
-    points = job_metrics.metric_history(
-        session,
-        job_id,
-        since=_naive_utc(since),
-        until=_naive_utc(until),
-        offset=offset,
-        limit=limit,
-        max_points=max_points,
-    )
+    points = job_metrics.metric_history(session, job_id, **query)
     return MetricsPage(job_id=job_id, total_steps=job_metrics.count_steps(session, job_id), points=points)
 
 
@@ -145,24 +150,12 @@ def get_metrics(
 def get_training_steps(
     job_id: int,
     session: SessionDep,
-    since: dt.datetime | None = Query(default=None, description="Steps recorded at or after (UTC)."),
-    until: dt.datetime | None = Query(default=None, description="Steps recorded at or before (UTC)."),
-    offset: int = Query(default=0, ge=0),
-    limit: int | None = Query(default=None, ge=1, le=100_000),
-    max_points: int | None = Query(default=None, ge=1, le=10_000, description="Downsample to this many steps."),
+    query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
 ) -> MetricsPage:
     """Loss, learning rate and throughput every `log_every_n_steps` batches (rank 0's), between the epoch metrics."""
     training.get_job(session, user=user, job_id=job_id)
-    total, points = job_metrics.training_step_history(
-        session,
-        job_id,
-        since=_naive_utc(since),
-        until=_naive_utc(until),
-        offset=offset,
-        limit=limit,
-        max_points=max_points,
-    )
+    total, points = job_metrics.training_step_history(session, job_id, **query)
     return MetricsPage(job_id=job_id, total_steps=total, points=points)
 
 
