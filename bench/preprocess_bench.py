@@ -126,6 +126,7 @@ def run_ray(data: Path, out: Path) -> dict[str, float]:
 
     from app.core.config import Settings
     from app.db.models import DatasetVersion
+    from app.services import formats
     from train_jobs.preprocess import fit_and_write
 
     started = time.perf_counter()
@@ -141,12 +142,9 @@ def run_ray(data: Path, out: Path) -> dict[str, float]:
     ray.data.DataContext.get_current().enable_progress_bars = False
     startup = time.perf_counter() - started
     settings = Settings(data_dir=data.parent / "settings", storage_url=f"file://{data.parent}")
-    version = DatasetVersion(
-        id=0,
-        format=data.suffix.lstrip("."),
-        storage_key=data.name,
-        columns=[{"name": c, "dtype": "?"} for c in ("a", "b", "c", "d", "colour", "label")],
-    )
+    fmt = data.suffix.lstrip(".")
+    _, columns, _ = formats.inspect(data, fmt)  # as the upload records them
+    version = DatasetVersion(id=0, format=fmt, storage_key=data.name, columns=columns)
     with PeakRss() as idle:  # Ray's own processes (GCS, raylet, workers) before any data
         time.sleep(0.5)
     with PeakRss() as rss:
@@ -204,8 +202,8 @@ def main() -> None:
             print(f"{rows:,} rows ({data.stat().st_size / 2**20:.0f} MiB {args.format})")
             rates = (
                 ("pandas + scikit-learn", p["seconds"]),
-                ("Ray Data, cold", r["seconds"]),
-                ("Ray Data, warm", r["warm_seconds"]),
+                ("platform, cold", r["seconds"]),
+                ("platform, warm", r["warm_seconds"]),
             )
             for name, seconds in rates:
                 print(f"  {name:<22} {seconds:7.2f} s  {rows / seconds:>12,.0f} rows/s")

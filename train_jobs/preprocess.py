@@ -3,10 +3,11 @@
 Run by the platform as `python -m train_jobs.preprocess RUN_ID`. On success the run row names the new version
 (Parquet, with its parent, the steps and the fitted JSON state); on failure it says why.
 
-Memory stays bounded by the block size, not the data size: a CSV version is parsed by one task per byte range and
-staged as Arrow files on the nodes' disks (train_jobs/staged_csv.py); other formats are read by Ray Data into Ray's
-object store (spilled to disk past its capacity). Each step is fitted by streaming passes over the parts and the
-output is written group by group (train_jobs/streaming_fit.py).
+Memory stays bounded by the block size, not the data size: a version is read by one task per piece (byte ranges of
+CSV or JSON lines, runs of Parquet row groups) and staged as Arrow files on the nodes' disks
+(train_jobs/staged_input.py); a file that cannot be cut (CSV text with line breaks, nested JSON) is read by Ray
+Data into Ray's object store (spilled to disk past its capacity). Each step is fitted by streaming passes over the
+parts and the output is written group by group (train_jobs/streaming_fit.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from app.db.session import session_scope
 from app.services import data_io, pipelines
 from app.services.pipeline_transform import fit_source
 from app.storage import open_store
-from train_jobs.staged_csv import SplitInsideQuotes, staged_csv
+from train_jobs.staged_input import STAGED_FORMATS, NotStaged, staged_input
 from train_jobs.streaming_fit import BlockSource, cluster_cpus
 
 
@@ -47,12 +48,12 @@ def fit_and_write(
     settings: Settings, version: DatasetVersion, steps: list[dict[str, Any]], features: dict[str, Any], path: Path
 ) -> dict[str, Any]:
     """Fits the steps on the version and writes the transformed rows to `path` (Parquet); returns the state."""
-    if version.format == "csv":
+    if version.format in STAGED_FORMATS:
         try:
-            with staged_csv(settings, version, cluster_cpus()) as staged:
+            with staged_input(settings, version, cluster_cpus()) as staged:
                 return _fit_and_write(BlockSource.staged(staged), steps, features, path)
-        except SplitInsideQuotes:
-            pass  # text with line breaks: Ray Data's reader reads the file from the start
+        except NotStaged:
+            pass  # e.g. CSV text with line breaks: Ray Data's reader reads the file from the start
     blocks = data_io.read_version(settings, version).materialize()
     return _fit_and_write(BlockSource(blocks.to_arrow_refs()), steps, features, path)
 

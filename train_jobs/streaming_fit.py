@@ -1,8 +1,8 @@
 """Fitting and applying a preprocessing pipeline over a dataset's blocks, without gathering the rows.
 
-The input is read once: a CSV is parsed in byte ranges and staged as Arrow files on the nodes' disks
-(train_jobs/staged_csv.py), other formats are read by Ray Data into Ray's object store (which spills to disk past
-its capacity). Every statistics pass then runs one Ray task per group of blocks (on the node holding a staged
+The input is read once: the file is read in pieces and staged as Arrow files on the nodes' disks
+(train_jobs/staged_input.py), or, where it cannot be cut, read by Ray Data into Ray's object store (which spills to
+disk past its capacity). Every statistics pass then runs one Ray task per group of blocks (on the node holding a staged
 group): the task converts the group to pandas, applies the steps fitted so far (the same `apply_steps` serving
 uses) and returns a small partial (counts, moments, a histogram, a few gathered values) that the driver merges
 (see app/services/pipeline_stats.py). The last pass transforms the groups and the driver writes them, in order,
@@ -29,7 +29,7 @@ import ray
 
 from app.services.pipeline_transform import PipelineError, apply_steps, input_columns_for
 from app.services.quality_checks import plain_frame
-from train_jobs.staged_csv import StagedInput, on_node, read_staged
+from train_jobs.staged_input import StagedInput, on_node, read_staged
 
 GROUP_ROWS = 250_000  # rows a task handles: large enough to amortise a task, small enough to bound its memory
 SAMPLE_ROWS = 1_000  # rows used to resolve columns and dtypes after each step

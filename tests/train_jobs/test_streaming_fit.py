@@ -1,7 +1,8 @@
 """Streaming fit over Ray blocks against the one-frame fit (itself checked against pandas + scikit-learn in
 tests/app/services/test_pipeline_transform.py): uneven blocks, statistics merged across them, the same rows dropped,
-the same output written, and a step's error surfacing with its message. A CSV parsed in byte ranges and staged on
-disk fits and writes exactly as Ray Data's one-task read does."""
+the same output written, and a step's error surfacing with its message. A CSV or JSON lines file parsed in byte
+ranges, or a Parquet file read by runs of row groups, and staged on disk fits and writes exactly as Ray Data's
+one-task read does."""
 
 from __future__ import annotations
 
@@ -14,20 +15,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import ray
 
 from app.cluster.platform import RunningPlatform
 from app.core.config import Settings
 from app.db.models import DatasetVersion
+from app.services import formats
 from app.services.data_io import read_version
 from app.services.pipeline_transform import PipelineError, fit_source, fit_transform
 from app.services.quality_checks import plain_frame
 from tests.app.services.test_pipeline_transform import FEATURES, raw_frame
 from tests.utils.seaweedfs import seaweedfs_server
-from train_jobs import staged_csv as staged_csv_module
+from train_jobs import staged_input as staged_module
 from train_jobs.preprocess import fit_and_write
-from train_jobs.staged_csv import SplitInsideQuotes, staged_csv
+from train_jobs.staged_input import NotStaged, SplitInsideQuotes, staged_input
 from train_jobs.streaming_fit import BlockSource
 
 pytestmark = pytest.mark.ray
@@ -140,10 +143,10 @@ def test_a_csv_parsed_in_byte_ranges_fits_and_writes_like_ray_datas_read(
     frame = data().drop(columns=["memo"])  # a text column empty in the first block fails either reader
     frame.loc[7, "size"] = 'say "M", or L'  # a quoted cell with a comma
     settings, version = csv_version(tmp_path, frame)
-    monkeypatch.setattr(staged_csv_module, "MIN_RANGE_BYTES", 1000)
-    monkeypatch.setattr(staged_csv_module, "RANGE_BYTES", 7000)  # ~20 ranges, cut inside lines
+    monkeypatch.setattr(staged_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_module, "RANGE_BYTES", 7000)  # ~20 ranges, cut inside lines
     steps = [s for s in STEPS if s["op"] != "validate"]
-    with staged_csv(settings, version, cpus=2) as staged:
+    with staged_input(settings, version, cpus=2) as staged:
         assert len(staged.parts) > 10
         scratch = {str(Path(p.path).parent) for p in staged.parts}
         state = json.loads(json.dumps(fit_and_write(settings, version, steps, FEATURES, tmp_path / "staged.parquet")))
@@ -163,6 +166,55 @@ def test_a_csv_parsed_in_byte_ranges_fits_and_writes_like_ray_datas_read(
     assert not any(Path(d).exists() for d in scratch)  # the staged parts are removed
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "jsonl-mixed"])
+def test_parquet_and_json_lines_are_staged_in_pieces_and_fit_like_ray_datas_read(
+    ray_driver: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    frame = data().drop(columns=["memo"])
+    if fmt == "jsonl-mixed":  # numbers and text in one column: read in Python, values as their JSON text
+        frame["code"] = pd.Series([i if i % 3 else f"c{i}" for i in range(len(frame))], dtype=object)
+    store = tmp_path / "store"
+    store.mkdir()
+    path = store / f"data.{fmt.split('-')[0]}"
+    if fmt == "parquet":
+        pq.write_table(arrow(frame), path, row_group_size=250)  # 12 row groups
+    else:
+        frame.to_json(path, orient="records", lines=True, double_precision=15)
+    settings = Settings(data_dir=tmp_path / "settings", storage_url=f"file://{store}")
+    _, columns, _ = formats.inspect(path, path.suffix[1:])
+    version = DatasetVersion(id=0, format=path.suffix[1:], storage_key=path.name, columns=columns)
+    monkeypatch.setattr(staged_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_module, "RANGE_BYTES", 40_000)
+    monkeypatch.setattr(staged_module, "PART_ROWS", 200)  # pieces are cut into parts of 200 rows
+    steps = [s for s in STEPS if s["op"] != "validate"]
+    with staged_input(settings, version, cpus=2) as staged:
+        assert len(staged.parts) >= 15 and max(p.rows for p in staged.parts) <= 200
+        state = json.loads(json.dumps(fit_and_write(settings, version, steps, FEATURES, tmp_path / "staged.parquet")))
+
+    source = BlockSource(read_version(settings, version).materialize().to_arrow_refs())  # Ray Data's read
+    expected_state = json.loads(json.dumps(fit_source(steps, source, FEATURES)))
+    source.write_parquet(expected_state, tmp_path / "ray_data.parquet")
+    assert_state_equal(state, expected_state)
+    produced, expected = pd.read_parquet(tmp_path / "staged.parquet"), pd.read_parquet(tmp_path / "ray_data.parquet")
+    pd.testing.assert_frame_equal(produced, expected, atol=1e-12, rtol=0)
+    assert len(produced) > 2500
+    if fmt == "jsonl-mixed":
+        assert produced["code"].tolist()[:3] == ["c0", "1", "2"]
+
+
+def test_nested_json_lines_are_read_whole(ray_driver: None, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    path = store / "data.jsonl"
+    path.write_text("".join(json.dumps({"x": i / 7, "tags": {"k": i}}) + "\n" for i in range(500)))
+    settings = Settings(data_dir=tmp_path / "settings", storage_url=f"file://{store}")
+    version = DatasetVersion(id=0, format="jsonl", storage_key=path.name, columns=formats.inspect(path, "jsonl")[1])
+    with pytest.raises(NotStaged, match="nested"), staged_input(settings, version, cpus=2):
+        pass
+    state = fit_and_write(settings, version, [{"op": "scale", "columns": ["x"]}], {}, tmp_path / "out.parquet")
+    assert state["steps"][0]["params"]["x"][0] == pytest.approx(np.arange(500).mean() / 7, rel=1e-12)
+
+
 def test_a_csv_that_does_not_parse_says_where(ray_driver: None, tmp_path: Path) -> None:
     settings, version = csv_version(tmp_path, pd.DataFrame({"a": [1.5] * 5000, "b": ["x"] * 5000}))
     path = tmp_path / "store" / "data.csv"
@@ -173,8 +225,8 @@ def test_a_csv_that_does_not_parse_says_where(ray_driver: None, tmp_path: Path) 
 
 def test_a_csv_in_s3_is_read_in_byte_ranges(ray_driver: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     frame = pd.DataFrame({"a": np.arange(3000) / 7, "b": [f"v{i % 5}" for i in range(3000)]})
-    monkeypatch.setattr(staged_csv_module, "MIN_RANGE_BYTES", 1000)
-    monkeypatch.setattr(staged_csv_module, "RANGE_BYTES", 5000)
+    monkeypatch.setattr(staged_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_module, "RANGE_BYTES", 5000)
     with seaweedfs_server() as s3:
         client = s3.client()
         client.make_bucket("aip-staged")
@@ -188,7 +240,7 @@ def test_a_csv_in_s3_is_read_in_byte_ranges(ray_driver: None, tmp_path: Path, mo
             s3_secret_key=s3.secret_key,
         )
         version = DatasetVersion(id=0, format="csv", storage_key="data.csv", columns=[{"name": "a"}, {"name": "b"}])
-        with staged_csv(settings, version, cpus=2) as staged:
+        with staged_input(settings, version, cpus=2) as staged:
             assert len(staged.parts) > 5
             read = pa.concat_tables(ray.get([_read_part.remote(p.path) for p in staged.parts]))
     pd.testing.assert_frame_equal(read.to_pandas(), frame)
@@ -196,7 +248,7 @@ def test_a_csv_in_s3_is_read_in_byte_ranges(ray_driver: None, tmp_path: Path, mo
 
 @ray.remote
 def _read_part(path: str) -> pa.Table:
-    return staged_csv_module.read_staged(path)
+    return staged_module.read_staged(path)
 
 
 def test_text_with_line_breaks_is_not_cut_but_read_from_the_start(
@@ -204,9 +256,9 @@ def test_text_with_line_breaks_is_not_cut_but_read_from_the_start(
 ) -> None:
     frame = pd.DataFrame({"x": np.arange(400) / 3, "note": [f"line one\nline two, {i}\n" * 20 for i in range(400)]})
     settings, version = csv_version(tmp_path, frame)
-    monkeypatch.setattr(staged_csv_module, "MIN_RANGE_BYTES", 1000)
-    monkeypatch.setattr(staged_csv_module, "RANGE_BYTES", 5000)
-    with pytest.raises(SplitInsideQuotes), staged_csv(settings, version, cpus=2):
+    monkeypatch.setattr(staged_module, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr(staged_module, "RANGE_BYTES", 5000)
+    with pytest.raises(SplitInsideQuotes), staged_input(settings, version, cpus=2):
         pass
     state = fit_and_write(settings, version, [{"op": "scale", "columns": ["x"]}], {}, tmp_path / "out.parquet")
     produced = pd.read_parquet(tmp_path / "out.parquet")
