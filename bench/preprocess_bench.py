@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from app.services import formats
+
 STEPS = [
     {"op": "impute", "strategy": "median", "columns": ["a", "b", "c"]},
     {"op": "impute", "strategy": "most_frequent", "columns": ["colour"]},
@@ -126,7 +128,6 @@ def run_ray(data: Path, out: Path) -> dict[str, float]:
 
     from app.core.config import Settings
     from app.db.models import DatasetVersion
-    from app.services import formats
     from train_jobs.preprocess import fit_and_write
 
     started = time.perf_counter()
@@ -142,9 +143,8 @@ def run_ray(data: Path, out: Path) -> dict[str, float]:
     ray.data.DataContext.get_current().enable_progress_bars = False
     startup = time.perf_counter() - started
     settings = Settings(data_dir=data.parent / "settings", storage_url=f"file://{data.parent}")
-    fmt = data.suffix.lstrip(".")
-    _, columns, _ = formats.inspect(data, fmt)  # as the upload records them
-    version = DatasetVersion(id=0, format=fmt, storage_key=data.name, columns=columns)
+    columns = json.loads(data.with_name("columns.json").read_text())  # as the upload records them
+    version = DatasetVersion(id=0, format=data.suffix.lstrip("."), storage_key=data.name, columns=columns)
     with PeakRss() as idle:  # Ray's own processes (GCS, raylet, workers) before any data
         time.sleep(0.5)
     with PeakRss() as rss:
@@ -190,6 +190,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="aip-bench-") as tmp:
             data = Path(tmp) / f"data.{args.format}"
             make_data(data, rows)
+            # The columns as the upload records them, checked here so the Ray side's memory is its pipeline's own.
+            data.with_name("columns.json").write_text(json.dumps(formats.inspect(data, args.format)[1]))
             results = {}
             for side in ("pandas", "ray"):
                 cmd = [sys.executable, "-m", "bench.preprocess_bench", "--side", side, "--data", str(data)]
