@@ -15,7 +15,8 @@ STEPS_KEY = "training_steps"  # in a report's metrics: rank 0's logged steps not
 
 class MetricsRecorder(UserCallback):
     """Stores each report's metrics in the database as they arrive, keyed by epoch: averaged over workers, except
-    resource use (`sys_*`), which is summed into the job's total; and the training steps rank 0 sent with it."""
+    resource use (`sys_*`), which is summed into the job's total; and the training steps rank 0 sent with it. The
+    first one also marks the job RUNNING, if rank 0 has not yet."""
 
     def __init__(self, job_id: int, database_url: str) -> None:
         self.job_id = job_id
@@ -23,7 +24,7 @@ class MetricsRecorder(UserCallback):
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
         from app.db.session import session_scope
-        from app.services import job_metrics
+        from app.services import job_metrics, training
 
         step = int(metrics[0]["epoch"])
         keys = [k for k, v in metrics[0].items() if k != "epoch" and isinstance(v, int | float)]
@@ -32,6 +33,7 @@ class MetricsRecorder(UserCallback):
         }
         training_steps = [s for m in metrics for s in m.get(STEPS_KEY, [])]  # rank 0's, not yet written
         with session_scope(self.database_url) as session:
+            training.mark_running(session, self.job_id)  # no metric of a job still shown as STARTING
             job_metrics.record_metrics(session, job_id=self.job_id, step=step, metrics=averaged)
             if training_steps:
                 job_metrics.record_training_steps(session, job_id=self.job_id, steps=training_steps)

@@ -245,9 +245,12 @@ def transitions(session: Session, job_id: int) -> list[JobTransition]:
     return list(session.scalars(select(JobTransition).where(JobTransition.job_id == job_id).order_by(JobTransition.id)))
 
 
-def transition(session: Session, job: TrainingJob, status: JobStatus, message: str = "") -> None:
-    """Moves the job to `status`, recording the change (the one place job states change)."""
-    previous = job.status
+def transition(
+    session: Session, job: TrainingJob, status: JobStatus, message: str = "", *, claimed_from: JobStatus | None = None
+) -> None:
+    """Moves the job to `status`, recording the change (the one place job states change). `claimed_from`: the
+    status a conditional UPDATE just moved the job from (claiming the change against a concurrent caller)."""
+    previous = claimed_from or job.status
     now = utcnow()
     session.add(JobTransition(job_id=job.id, from_status=previous, to_status=status, message=message, created_at=now))
     job.status = status
@@ -315,10 +318,19 @@ def delete_job(settings: Settings, store: ObjectStore, *, user: User, job_id: in
 
 
 def mark_running(session: Session, job_id: int) -> None:
-    """Called by the job's rank-0 worker when training starts (again, after a worker failure: no change)."""
-    job = session.get_one(TrainingJob, job_id)
-    if job.status == JobStatus.STARTING:
-        transition(session, job, JobStatus.RUNNING, f"Training started (attempt {job.attempts}).")
+    """Called when training starts: by the job's rank-0 worker after its first steps, and by its driver with the
+    first metric, whichever comes first (again, after a worker failure: no change). The two may run at the same
+    moment: a conditional UPDATE claims the change first, so only one records it (SQLite has no row locks)."""
+    claimed = session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.STARTING)
+        .values(status=JobStatus.RUNNING)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount == 1:
+        job = session.get_one(TrainingJob, job_id, populate_existing=True)
+        message = f"Training started (attempt {job.attempts})."
+        transition(session, job, JobStatus.RUNNING, message, claimed_from=JobStatus.STARTING)
 
 
 def job_logs(settings: Settings, store: ObjectStore, job: TrainingJob) -> str:

@@ -4,6 +4,8 @@ replaced per step, paged, downsampled."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +44,29 @@ def test_transitions_are_recorded_with_timestamps(db_url: str) -> None:
         ]
         assert job.message == "boom"
         assert job.queued_at is not None and job.started_at is not None and job.finished_at is not None
+
+
+def test_concurrent_running_marks_record_one_transition(db_url: str) -> None:
+    """Rank 0 and the driver (with the first metric) mark the job RUNNING at about the same moment."""
+    with session_scope(db_url) as s:
+        job = add_job(s)
+        for status in (JobStatus.QUEUED, JobStatus.STARTING):
+            training.transition(s, job, status)
+        job_id = job.id
+    together = threading.Barrier(4)
+
+    def mark(_: int) -> None:
+        together.wait()
+        with session_scope(db_url) as s:
+            training.mark_running(s, job_id)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(mark, range(4)))
+    with session_scope(db_url) as s:
+        moves = [(t.from_status, t.to_status) for t in training.transitions(s, job_id)]
+        assert moves[-1] == ("STARTING", "RUNNING") and moves.count(("STARTING", "RUNNING")) == 1
+        job = s.get_one(TrainingJob, job_id)
+        assert (job.status, job.message) == ("RUNNING", "Training started (attempt 0).")
 
 
 def test_a_repeated_step_replaces_its_values(db_url: str) -> None:
