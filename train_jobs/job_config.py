@@ -6,6 +6,8 @@ back with `TrainConfig.model_validate`, so every process sees the same defaults.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -142,6 +144,32 @@ def better(value: float, best: float | None, mode: str, min_delta: float = 0.0) 
     if best is None:
         return True
     return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """The worker group a job's Train run will ask for: what the scheduler placed."""
+
+    num_workers: int
+    resources: dict[str, float]
+    label_selector: dict[str, str] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"num_workers": self.num_workers, "resources": self.resources, "label_selector": self.label_selector},
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerPlan:
+        data = json.loads(text)
+        return cls(int(data["num_workers"]), dict(data["resources"]), data.get("label_selector"))
+
+    def bundles(self) -> list[dict[str, float]]:
+        return [dict(self.resources) for _ in range(self.num_workers)]
+
+    def bundle_label_selector(self) -> list[dict[str, str]] | None:
+        return [dict(self.label_selector) for _ in range(self.num_workers)] if self.label_selector else None
 
 
 def parse(config: dict[str, Any]) -> TrainConfig:

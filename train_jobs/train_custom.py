@@ -28,7 +28,7 @@ TEMPLATE_NAME = "custom"
 def run(job_id: int) -> None:
     settings = get_settings()
     store = open_store(settings)
-    ray.init()
+    ray.init(ignore_reinit_error=True)  # joins the job's cluster (the launcher may have joined it already)
     with session_scope(settings.database_url) as session:
         job = session.get_one(TrainingJob, job_id)
         if not JobStatus(job.status).holds_resources:

@@ -18,9 +18,14 @@ node their start-ups compete with the training workers' own.
   gone would leave the restarted group waiting for it until the run fails, so a job's worker group whose preferred
   nodes are not all alive drops the preference and lets Ray place the workers.
 
+- Workers started with the job: a job launched by `train_jobs.launch` started its workers (and their placement
+  group) before its driver's imports (`train_jobs.prestart`). The first worker group Train asks for takes those over
+  when it is exactly the planned one; any other group, and every restart, starts fresh workers as Train does.
+
 These rely on Train V2's internals (Ray 2.60): `_create_default_callbacks`, `_initialize_and_run_controller`,
-`TrainController.worker_group_cls`, `WorkerGroup._init_train_context_on_workers` and
-`WorkerGroup._create_placement_group`.
+`TrainController.worker_group_cls`, `WorkerGroup._init_train_context_on_workers`,
+`WorkerGroup._create_placement_group`, `WorkerGroup._create_workers` (with `_assign_worker_ranks`),
+`WorkerGroup._worker_cls` and `WorkerGroup._get_worker_runtime_env`.
 """
 
 from __future__ import annotations
@@ -30,14 +35,19 @@ import dataclasses
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 from ray.train import Result
 from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+from ray.train.v2._internal.exceptions import WorkerGroupStartupFailedError
 from ray.train.v2._internal.execution.controller import TrainController
-from ray.train.v2._internal.execution.worker_group import WorkerGroup, WorkerGroupContext
+from ray.train.v2._internal.execution.worker_group import Worker, WorkerGroup, WorkerGroupContext
+from ray.train.v2._internal.execution.worker_group.placement_group_handle import DefaultPlacementGroupHandle
+from ray.util.placement_group import PlacementGroup
 
 from app.services import placement
+from train_jobs import prestart
 
 
 class PlatformTorchTrainer(TorchTrainer):
@@ -70,7 +80,50 @@ class DriverWorkerGroup(WorkerGroup):
             gone = ", ".join(sorted(node[:8] for node in preferred - alive))
             print(f"Preferred node(s) {gone} no longer alive: Ray places the workers.", flush=True)
             worker_group_context = dataclasses.replace(worker_group_context, label_selector=None)
+        started = prestart.take_placement_group(
+            [worker_group_context.resources_per_worker] * worker_group_context.num_workers,
+            worker_group_context.placement_strategy,
+            worker_group_context.label_selector,
+        )
+        if started is not None:
+            return DefaultPlacementGroupHandle(started)
         return super()._create_placement_group(scaling_config, worker_group_context)
+
+    def _create_workers(
+        self,
+        num_workers: int,
+        placement_group: PlacementGroup,
+        resources_per_worker: dict[str, float],
+        placement_group_bundle_indices: list[int] | None = None,
+        starting_world_rank: int = 0,
+        world_size: int | None = None,
+        replica_group_size: int | None = None,
+    ) -> list[Worker]:
+        actors = None
+        if placement_group_bundle_indices is None and starting_world_rank == 0 and replica_group_size is None:
+            actors = prestart.take_workers(placement_group, num_workers, resources_per_worker)
+        if actors is None:
+            return super()._create_workers(
+                num_workers,
+                placement_group,
+                resources_per_worker,
+                placement_group_bundle_indices,
+                starting_world_rank,
+                world_size,
+                replica_group_size,
+            )
+        print(f"Taking over the {len(actors)} worker(s) started with the job.", flush=True)
+        try:  # as Train's own start: the workers' metadata, then ranks
+            metadata = ray.get([actor.get_metadata.remote() for actor in actors])
+        except RayActorError as e:
+            for actor in actors:
+                ray.kill(actor)
+            raise WorkerGroupStartupFailedError(f"A prestarted worker failed to start: {e}") from e
+        workers = [
+            Worker(actor, meta, resources_per_worker, placement_group_bundle_index=i)
+            for i, (actor, meta) in enumerate(zip(actors, metadata, strict=True))
+        ]
+        return WorkerGroup._assign_worker_ranks(workers, starting_world_rank, world_size, replica_group_size)
 
     def _init_train_context_on_workers(
         self, workers: list[Any], sync_actor: Any, train_context_args: dict[str, list[Any]]

@@ -232,9 +232,9 @@ def schedule(settings: Settings) -> list[Work]:
         }
     # Rows are committed STARTING before Ray sees them, so each driver finds its row.
     started = []
-    for work, (submission, module) in submissions.items():
+    for work, (submission, module, args) in submissions.items():
         try:
-            ray_jobs.submit(settings, submission_id=submission, module=module, args=[str(work.id)])
+            ray_jobs.submit(settings, submission_id=submission, module=module, args=args)
             started.append(work)
         except AipError as e:
             log.warning("Submitting %s failed, it stays queued: %s", work, e.message)
@@ -295,8 +295,9 @@ def claim(session: Session, row: TrainingJob | TuningRun) -> bool:
 
 def _mark_starting(
     session: Session, row: TrainingJob | TuningRun, preference: placement.Preference | None = None
-) -> tuple[str, str]:
-    """Moves the row to STARTING (with its workers' preferred nodes); returns its Ray submission id and module."""
+) -> tuple[str, str, list[str]]:
+    """Moves the row to STARTING (with its workers' preferred nodes); returns its Ray submission id, and the
+    module and arguments its Ray job runs."""
     if isinstance(row, TrainingJob):
         row.attempts += 1
         row.ray_job_id = training.submission_id(row)
@@ -304,10 +305,10 @@ def _mark_starting(
         row.preferred_nodes = preference.node_ids if preference else None
         where = f" {preference.describe()}." if preference else ""
         training.transition(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.{where}")
-        return row.ray_job_id, training.entrypoint(row)
+        return row.ray_job_id, *training.driver_command(row)
     row.ray_job_id = tuning.submission_id(row.id)
     tuning.set_status(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.")
-    return row.ray_job_id, tuning.ENTRYPOINT
+    return row.ray_job_id, tuning.ENTRYPOINT, [str(row.id)]
 
 
 def _requeue(session: Session, work: Work, message: str) -> None:

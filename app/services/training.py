@@ -34,10 +34,10 @@ from app.db.models import (
     utcnow,
 )
 from app.db.session import session_scope
-from app.services import custom_code, datasets, formats, quality
+from app.services import custom_code, datasets, formats, placement, quality
 from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
-from train_jobs.job_config import TrainConfig
+from train_jobs.job_config import TrainConfig, WorkerPlan
 from train_jobs.templates import image_cnn, tabular_mlp
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,15 @@ def submission_id(job: TrainingJob) -> str:
     return f"aip-training-job-{job.id}-a{job.attempts}"
 
 
-def entrypoint(job: TrainingJob) -> str:
-    return TEMPLATES[job.template].entrypoint
+LAUNCHER = "train_jobs.launch"
+
+
+def driver_command(job: TrainingJob) -> tuple[str, list[str]]:
+    """The module and arguments of the job's Ray job: the launcher, with the template's driver and the worker
+    group the scheduler placed, which the launcher starts before the driver's own imports (`train_jobs.prestart`)."""
+    config = TrainConfig.model_validate(job.config)
+    plan = WorkerPlan(config.num_workers, config.worker_resources(), placement.label_selector(job.preferred_nodes))
+    return LAUNCHER, [TEMPLATES[job.template].entrypoint, str(job.id), plan.to_json()]
 
 
 def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobSpec) -> int:

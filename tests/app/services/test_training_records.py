@@ -1,5 +1,5 @@
 """Job rows on every database backend: transitions recorded, metrics (per epoch and per logged batch step)
-replaced per step, paged, downsampled."""
+replaced per step, paged, downsampled; the command a job's Ray job runs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from app.db.models import JobStatus, TrainingJob
 from app.db.session import session_scope
 from app.services import job_metrics, training
 from tests.utils.rows import add_dataset_version, add_user
+from train_jobs.job_config import TrainConfig, WorkerPlan
 
 
 def add_job(s: Session) -> TrainingJob:
@@ -118,3 +119,13 @@ def test_training_steps_are_replaced_paged_and_downsampled(db_url: str) -> None:
         assert [p["step"] for p in sampled_page] == [910, 940, 970, 1000]
         future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
         assert job_metrics.training_step_history(s, job_id, since=future) == (0, [])
+
+
+def test_a_job_runs_the_launcher_with_its_driver_and_the_placed_worker_group() -> None:
+    config = TrainConfig(target_column="y", num_workers=3, cpus_per_worker=2, gpus_per_worker=1)
+    job = TrainingJob(id=7, template="tabular_mlp", config=config.model_dump(), preferred_nodes=["n1", "n2"])
+    module, args = training.driver_command(job)
+    assert (module, args[:2]) == ("train_jobs.launch", ["train_jobs.train_tabular", "7"])
+    assert WorkerPlan.from_json(args[2]) == WorkerPlan(3, {"CPU": 2.0, "GPU": 1.0}, {"ray.io/node-id": "in(n1,n2)"})
+    job.preferred_nodes = None
+    assert WorkerPlan.from_json(training.driver_command(job)[1][2]).label_selector is None
