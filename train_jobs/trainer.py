@@ -71,7 +71,8 @@ class PlatformTorchTrainer(TorchTrainer):
 
 class DriverWorkerGroup(WorkerGroup):
     """Train's worker group, handing its workers no controller actor (there is none: the driver is the
-    controller), and dropping a node preference that names a node no longer alive."""
+    controller), dropping a node preference that names a node no longer alive, and taking over the workers
+    started with the job (`train_jobs.prestart`) when it asks for exactly those."""
 
     def _create_placement_group(self, scaling_config: Any, worker_group_context: WorkerGroupContext) -> Any:
         preferred = placement.selected_nodes(worker_group_context.label_selector)
