@@ -184,8 +184,7 @@ def main() -> None:
         ray_dashboard_port=args.port_base + 400,
         http_port=args.port_base + 500,
         ray_num_cpus=4,
-        admin_password=PASSWORD,
-        reconcile_interval_s=0.5,
+        admin_password=PASSWORD,  # the reconcile loop at its default interval, as users run it
     )
     running = platform.start(settings).platform
     try:

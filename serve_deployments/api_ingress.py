@@ -15,7 +15,7 @@ from ray.serve import Application
 from app.api.main import create_app
 from app.core.config import get_settings
 from app.db.session import session_scope, upgrade_schema
-from app.services import data_reconcile, deployments, scheduler, training, tuning, users
+from app.services import data_reconcile, deployments, queue_signal, scheduler, training, tuning, users
 from app.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class ApiIngress:
                     step()
                 except Exception:
                     log.exception("Reconciling %s failed; retrying in %.0f s", name, settings.reconcile_interval_s)
-            self._stop.wait(settings.reconcile_interval_s)
+            queue_signal.wait(settings.reconcile_interval_s)  # or less: queued work wakes it
 
     def __del__(self) -> None:
         self._stop.set()

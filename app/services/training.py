@@ -34,7 +34,7 @@ from app.db.models import (
     utcnow,
 )
 from app.db.session import session_scope
-from app.services import custom_code, datasets, formats, placement, quality
+from app.services import custom_code, datasets, formats, placement, quality, queue_signal
 from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
 from train_jobs.job_config import TrainConfig, WorkerPlan
@@ -175,7 +175,7 @@ def create_job(settings: Settings, store: ObjectStore, *, user: User, spec: JobS
             )
         )
         if spec.start:
-            transition(session, job, JobStatus.QUEUED, "Waiting for the scheduler.")
+            queue(session, job, "Waiting for the scheduler.")
         return job.id
 
 
@@ -272,11 +272,17 @@ def transition(
         job.finished_at = None
 
 
+def queue(session: Session, job: TrainingJob, message: str) -> None:
+    """Queues the job for the scheduler, which runs as soon as the session commits."""
+    transition(session, job, JobStatus.QUEUED, message)
+    queue_signal.wake_after_commit(session)
+
+
 def start_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
     job = _writable_job(session, user, job_id, "start")
     if job.status != JobStatus.CREATED:
         raise conflict(f"Job {job_id} is {job.status}; only a CREATED job can be started (retry ended jobs).")
-    transition(session, job, JobStatus.QUEUED, "Started by the user; waiting for the scheduler.")
+    queue(session, job, "Started by the user; waiting for the scheduler.")
     return job
 
 
@@ -302,7 +308,7 @@ def retry_job(session: Session, *, user: User, job_id: int) -> TrainingJob:
     job = _writable_job(session, user, job_id, "retry")
     if job.status not in (JobStatus.FAILED, JobStatus.STOPPED):
         raise conflict(f"Job {job_id} is {job.status}; only FAILED or STOPPED jobs can be retried.")
-    transition(session, job, JobStatus.QUEUED, f"Retry {job.attempts + 1} queued; resumes from the last checkpoint.")
+    queue(session, job, f"Retry {job.attempts + 1} queued; resumes from the last checkpoint.")
     return job
 
 

@@ -17,7 +17,7 @@ from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
 from app.db.models import JobStatus, TuningRun, TuningTrial, User, utcnow
 from app.db.session import session_scope
-from app.services import datasets, training
+from app.services import datasets, queue_signal, training
 from app.services.access import can_read, can_write, readable
 from app.storage import ObjectStore
 from train_jobs.job_config import TrainConfig
@@ -81,6 +81,7 @@ def create_run(settings: Settings, store: ObjectStore, *, user: User, spec: Tune
         )
         session.add(row)
         session.flush()
+        queue_signal.wake_after_commit(session)
         return row.id
 
 
