@@ -12,7 +12,7 @@ This module imports only Ray and Train's worker class (no torch): it runs before
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import ray
 from ray.actor import ActorHandle
@@ -31,7 +31,7 @@ PLACEMENT_STRATEGY = "PACK"
 class _Started:
     plan: WorkerPlan
     group: PlacementGroup
-    actors: list[ActorHandle] = field(default_factory=list)
+    actors: list[ActorHandle]
     group_taken: bool = False
 
 
