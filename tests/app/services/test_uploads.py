@@ -333,7 +333,9 @@ def test_a_long_completion_is_not_expired_while_it_reads_back(
     fast_env: DataEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = fast_env
-    settings = env.settings.model_copy(update={"upload_session_ttl_s": 1.0})  # touched every 0.25 s meanwhile
+    # Touched after each 0.8 s block meanwhile; a TTL of three such beats leaves room for a loaded machine's stalls
+    # (the join before the read-back, a slow write), which a 1 s TTL did not.
+    settings = env.settings.model_copy(update={"upload_session_ttl_s": 2.5})
     data = csv_bytes(1500)  # 10 chunks
     dataset_id = env.dataset("long-completion")
     upload_id = open_session(env, dataset_id, data)
@@ -342,7 +344,7 @@ def test_a_long_completion_is_not_expired_while_it_reads_back(
     feed = formats.StreamCheck.feed
 
     def slow_feed(self: formats.StreamCheck, block: bytes) -> None:  # a large file's read-back, in short
-        time.sleep(0.4)
+        time.sleep(0.8)
         feed(self, block)
 
     monkeypatch.setattr(formats.StreamCheck, "feed", slow_feed)
@@ -355,7 +357,7 @@ def test_a_long_completion_is_not_expired_while_it_reads_back(
             time.sleep(0.1)
         version_id = done.result()  # an expired session would have ended it with a 409
     assert expired == []
-    assert len(split(data, CHUNK)) * 0.4 > 2 * settings.upload_session_ttl_s  # the read-back outlived the TTL
+    assert len(split(data, CHUNK)) * 0.8 > 2 * settings.upload_session_ttl_s  # the read-back outlived the TTL
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
     env.assert_no_orphans()
