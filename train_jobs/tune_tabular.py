@@ -388,11 +388,13 @@ def run(run_id: int) -> None:
 
     with session_scope(settings.database_url) as session:
         scored = session.scalars(
-            select(TuningTrial).where(
+            select(TuningTrial)
+            .where(
                 TuningTrial.run_id == run_id,
                 TuningTrial.best_checkpoint.is_not(None),
                 TuningTrial.best_value.is_not(None),
             )
+            .order_by(TuningTrial.id)  # equal best values go to the earliest trial, as the run's trial list shows
         ).all()
         if not scored:
             raise RuntimeError("No trial reported a checkpoint.")
