@@ -15,7 +15,7 @@ from ray.serve import Application
 from app.api.main import create_app
 from app.core.config import get_settings
 from app.db.session import session_scope, upgrade_schema
-from app.services import data_reconcile, deployments, queue_signal, scheduler, training, tuning, users
+from app.services import data_reconcile, deployments, queue_signal, scheduler, training, tuning, users, warm_workers
 from app.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class ApiIngress:
             "tuning runs": lambda: tuning.reconcile(settings, store),
             "deployments": lambda: deployments.reconcile(settings),
             "data layer": lambda: data_reconcile.reconcile(settings, store),
+            "warm workers": lambda: warm_workers.keep_warm(settings),
         }
         while not self._stop.is_set():
             for name, step in steps.items():

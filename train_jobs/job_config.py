@@ -7,7 +7,7 @@ back with `TrainConfig.model_validate`, so every process sees the same defaults.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -153,17 +153,15 @@ class WorkerPlan:
     num_workers: int
     resources: dict[str, float]
     label_selector: dict[str, str] | None = None
+    warm_pool: str | None = None  # the named pool of warm workers to take them from (`train_jobs.warm_pool`)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"num_workers": self.num_workers, "resources": self.resources, "label_selector": self.label_selector},
-            sort_keys=True,
-        )
+        return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> WorkerPlan:
         data = json.loads(text)
-        return cls(int(data["num_workers"]), dict(data["resources"]), data.get("label_selector"))
+        return cls(int(data["num_workers"]), dict(data["resources"]), data.get("label_selector"), data.get("warm_pool"))
 
     def bundles(self) -> list[dict[str, float]]:
         return [dict(self.resources) for _ in range(self.num_workers)]

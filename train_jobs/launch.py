@@ -1,9 +1,9 @@
 """Entrypoint of a training job's Ray job: `python -m train_jobs.launch DRIVER_MODULE JOB_ID WORKER_PLAN_JSON`.
 
-Connects to Ray, starts the job's Train workers from the scheduler's plan (`train_jobs.prestart`), and only then
-imports the template's driver module and runs its `run(job_id)`, as that module's own entrypoint does. The driver
-modules still run alone (`python -m train_jobs.train_tabular JOB_ID`, as a KubeRay RayJob does); they then start
-their workers when Train asks for them.
+Connects to Ray, gets the job's Train workers from the scheduler's plan (warm ones from the platform's pool, else
+fresh ones: `train_jobs.prestart`), and only then imports the template's driver module and runs its `run(job_id)`,
+as that module's own entrypoint does. The driver modules still run alone (`python -m train_jobs.train_tabular
+JOB_ID`, as a KubeRay RayJob does); they then start their workers when Train asks for them.
 """
 
 from __future__ import annotations

@@ -19,12 +19,14 @@ node their start-ups compete with the training workers' own.
   nodes are not all alive drops the preference and lets Ray place the workers.
 
 - Workers started with the job: a job launched by `train_jobs.launch` started its workers (and their placement
-  group) before its driver's imports (`train_jobs.prestart`). The first worker group Train asks for takes those over
-  when it is exactly the planned one; any other group, and every restart, starts fresh workers as Train does.
+  group) before its driver's imports (`train_jobs.prestart`), or took warm ones from the platform's pool
+  (`train_jobs.warm_pool`), and Train's synchronization actor. The first worker group Train asks for takes those
+  over when it is exactly the planned one; any other group, and every restart, starts fresh ones as Train does.
 
 These rely on Train V2's internals (Ray 2.60): `_create_default_callbacks`, `_initialize_and_run_controller`,
 `TrainController.worker_group_cls`, `WorkerGroup._init_train_context_on_workers`,
 `WorkerGroup._create_placement_group`, `WorkerGroup._create_workers` (with `_assign_worker_ranks`),
+`WorkerGroup._start_impl` creating its `SynchronizationActor` by its module's name for it,
 `WorkerGroup._worker_cls` and `WorkerGroup._get_worker_runtime_env`.
 """
 
@@ -43,6 +45,7 @@ from ray.train.v2._internal.callbacks.placement_group_callback import PlacementG
 from ray.train.v2._internal.exceptions import WorkerGroupStartupFailedError
 from ray.train.v2._internal.execution.controller import TrainController
 from ray.train.v2._internal.execution.worker_group import Worker, WorkerGroup, WorkerGroupContext
+from ray.train.v2._internal.execution.worker_group import worker_group as train_worker_group
 from ray.train.v2._internal.execution.worker_group.placement_group_handle import DefaultPlacementGroupHandle
 from ray.util.placement_group import PlacementGroup
 
@@ -71,8 +74,17 @@ class PlatformTorchTrainer(TorchTrainer):
 
 class DriverWorkerGroup(WorkerGroup):
     """Train's worker group, handing its workers no controller actor (there is none: the driver is the
-    controller), dropping a node preference that names a node no longer alive, and taking over the workers
-    started with the job (`train_jobs.prestart`) when it asks for exactly those."""
+    controller), dropping a node preference that names a node no longer alive, and taking over the workers and
+    the synchronization actor started with the job (`train_jobs.prestart`) when it asks for exactly those."""
+
+    def _start_impl(self, worker_group_state_builder: Any) -> None:
+        # Train makes its synchronization actor inline, from its module's name for the class.
+        train_sync_actor = train_worker_group.SynchronizationActor
+        train_worker_group.SynchronizationActor = prestart.StartedSyncActor(train_sync_actor)
+        try:
+            super()._start_impl(worker_group_state_builder)
+        finally:
+            train_worker_group.SynchronizationActor = train_sync_actor
 
     def _create_placement_group(self, scaling_config: Any, worker_group_context: WorkerGroupContext) -> Any:
         preferred = placement.selected_nodes(worker_group_context.label_selector)

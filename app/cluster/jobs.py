@@ -39,6 +39,11 @@ def _client(dashboard_url: str):  # noqa: ANN202 - ray is imported lazily
     return JobSubmissionClient(dashboard_url)
 
 
+def job_env(settings: Settings) -> dict[str, str]:
+    """The environment of the platform's Ray jobs (and of the warm workers they take over)."""
+    return {**settings.worker_env(), **TRAIN_ENV}
+
+
 def submit(settings: Settings, *, submission_id: str, module: str, args: list[str]) -> str:
     """Runs `python -m module args...` as a Ray job with the platform's settings in its environment."""
     entrypoint = shlex.join([sys.executable, "-m", module, *args])
@@ -46,7 +51,7 @@ def submit(settings: Settings, *, submission_id: str, module: str, args: list[st
         return _client(settings.dashboard_url).submit_job(
             entrypoint=entrypoint,
             submission_id=submission_id,
-            runtime_env={"env_vars": {**settings.worker_env(), **TRAIN_ENV}},
+            runtime_env={"env_vars": job_env(settings)},
         )
     except Exception as e:  # the client raises RuntimeError/ConnectionError with Ray's text
         raise AipError(ErrorCode.UNAVAILABLE, f"Could not submit to Ray at {settings.dashboard_url}: {e}") from e

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     node_failure_window_s: float = Field(
         default=24 * 3600, gt=0, description="Training workers that died on a node count against it for this long."
     )
+    warm_workers_per_node: int = Field(
+        default=2, ge=0, le=64, description="Train workers each node keeps started and imported for CPU jobs; 0: none."
+    )
     max_gpus_per_user: float | None = Field(default=None, ge=0, description="GPUs one user's jobs may hold at once.")
 
     max_upload_bytes: int = Field(default=10 << 30, gt=0, description="Largest dataset file one upload may hold.")

@@ -22,7 +22,7 @@ from app.core.config import Settings
 from app.core.errors import AipError
 from app.db.models import JobStatus, TrainingJob, TuningRun, User
 from app.db.session import session_scope
-from app.services import placement, roles, sysconfig, training, tuning
+from app.services import placement, roles, sysconfig, training, tuning, warm_workers
 from train_jobs.job_config import TrainConfig, parse
 from train_jobs.search_space import SearchConfig
 
@@ -225,8 +225,9 @@ def schedule(settings: Settings) -> list[Work]:
             if rows[work].message != reason:
                 rows[work].message = reason
         preferences = _place(settings, [c for c in candidates if c.work in decided.start and c.work.kind == JOB])
+        pool = warm_workers.pool_name(settings)
         submissions = {
-            work: _mark_starting(session, rows[work], preferences.get(work))
+            work: _mark_starting(session, rows[work], preferences.get(work), pool)
             for work in decided.start
             if claim(session, rows[work])
         }
@@ -294,10 +295,13 @@ def claim(session: Session, row: TrainingJob | TuningRun) -> bool:
 
 
 def _mark_starting(
-    session: Session, row: TrainingJob | TuningRun, preference: placement.Preference | None = None
+    session: Session,
+    row: TrainingJob | TuningRun,
+    preference: placement.Preference | None = None,
+    warm_pool: str | None = None,
 ) -> tuple[str, str, list[str]]:
     """Moves the row to STARTING (with its workers' preferred nodes); returns its Ray submission id, and the
-    module and arguments its Ray job runs."""
+    module and arguments its Ray job runs (a job's with the pool of warm workers to take them from)."""
     if isinstance(row, TrainingJob):
         row.attempts += 1
         row.ray_job_id = training.submission_id(row)
@@ -305,7 +309,7 @@ def _mark_starting(
         row.preferred_nodes = preference.node_ids if preference else None
         where = f" {preference.describe()}." if preference else ""
         training.transition(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.{where}")
-        return row.ray_job_id, *training.driver_command(row)
+        return row.ray_job_id, *training.driver_command(row, warm_pool)
     row.ray_job_id = tuning.submission_id(row.id)
     tuning.set_status(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.")
     return row.ray_job_id, tuning.ENTRYPOINT, [str(row.id)]

@@ -120,11 +120,13 @@ def submission_id(job: TrainingJob) -> str:
 LAUNCHER = "train_jobs.launch"
 
 
-def driver_command(job: TrainingJob) -> tuple[str, list[str]]:
+def driver_command(job: TrainingJob, warm_pool: str | None = None) -> tuple[str, list[str]]:
     """The module and arguments of the job's Ray job: the launcher, with the template's driver and the worker
-    group the scheduler placed, which the launcher starts before the driver's own imports (`train_jobs.prestart`)."""
+    group the scheduler placed, which the launcher starts (or takes from the warm pool) before the driver's own
+    imports (`train_jobs.prestart`)."""
     config = TrainConfig.model_validate(job.config)
-    plan = WorkerPlan(config.num_workers, config.worker_resources(), placement.label_selector(job.preferred_nodes))
+    selector = placement.label_selector(job.preferred_nodes)
+    plan = WorkerPlan(config.num_workers, config.worker_resources(), selector, warm_pool)
     return LAUNCHER, [TEMPLATES[job.template].entrypoint, str(job.id), plan.to_json()]
 
 

@@ -1,30 +1,21 @@
-"""Workers started with a job (`train_jobs.prestart`): Train's worker group takes them over once when it asks for
-exactly the planned group, and a different group releases them, on the shared test cluster."""
+"""Workers and Train's synchronization actor started with a job (`train_jobs.prestart`): Train's worker group takes
+them over once when it asks for exactly what was started, and anything else releases them, on the shared test
+cluster."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 
 import pytest
 import ray
+from ray.train.v2._internal.execution.checkpoint.sync_actor import SynchronizationActor
 from ray.util.placement_group import placement_group_table, remove_placement_group
 
-from app.cluster.platform import RunningPlatform
-from app.core.config import Settings
 from tests.utils.wait import wait_for
 from train_jobs import prestart
 from train_jobs.job_config import WorkerPlan
 
 RESOURCES = {"CPU": 0.5}
-
-
-@pytest.fixture(scope="module")
-def ray_driver(running_platform: RunningPlatform, platform_settings: Settings) -> Iterator[None]:
-    ray.init(address=platform_settings.gcs_address, log_to_driver=False)
-    yield
-    prestart.release()
-    ray.shutdown()
 
 
 def test_a_worker_plan_travels_as_json() -> None:
@@ -43,9 +34,15 @@ def test_started_workers_are_taken_over_once_with_torch_imported(ray_driver: Non
         assert prestart.take_placement_group(plan.bundles(), prestart.PLACEMENT_STRATEGY, None) == group
         assert prestart.take_placement_group(plan.bundles(), prestart.PLACEMENT_STRATEGY, None) is None
         assert group.wait(60)
+        # Train's synchronization actor, asked for as Train's worker group asks for it
+        sync_args = prestart._sync_actor_args()
+        sync_actor = prestart.StartedSyncActor(SynchronizationActor).options(**sync_args[0]).remote(**sync_args[1])
+        assert sync_actor is not None
         actors = prestart.take_workers(group, 2, RESOURCES)
         assert actors is not None and len(actors) == 2
         assert prestart.take_workers(group, 2, RESOURCES) is None
+        assert prestart.take_sync_actor(*sync_args) is None  # once
+        assert ray.get(sync_actor.__ray_ready__.remote(), timeout=60)
         # Train's own worker actors, in the group's bundles, which imported torch before anything else ran
         metadata = ray.get([actor.get_metadata.remote() for actor in actors], timeout=60)
         assert len({m.pid for m in metadata}) == 2
@@ -62,3 +59,20 @@ def test_a_different_group_releases_what_was_started(ray_driver: None) -> None:
     assert prestart.take_placement_group(plan.bundles(), prestart.PLACEMENT_STRATEGY, None) is None
     wait_for(lambda: placement_group_table(group)["state"] == "REMOVED", timeout_s=30, what="the group removed")
     assert prestart.take_workers(group, 2, RESOURCES) is None
+
+
+def test_a_synchronization_actor_asked_for_otherwise_is_made_as_asked(ray_driver: None) -> None:
+    group = prestart.start(WorkerPlan(1, RESOURCES))
+    try:
+        options, kwargs = prestart._sync_actor_args()
+        assert prestart._started is not None and prestart._started.sync_actor is not None
+        started = prestart._started.sync_actor
+        made = prestart.StartedSyncActor(SynchronizationActor).options(**options).remote(**{**kwargs, "timeout_s": 5.0})
+        assert made != started  # Train's own, made with its arguments; the started one is stopped
+        assert ray.get(made.__ray_ready__.remote(), timeout=60)
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(started.__ray_ready__.remote(), timeout=60)
+        ray.kill(made)
+    finally:
+        prestart.release()
+    wait_for(lambda: placement_group_table(group)["state"] == "REMOVED", timeout_s=30, what="the group removed")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from app.cluster.platform import RunningPlatform
 from app.core.config import Settings
 from app.db.models import DatasetVersion
 from app.services import formats
@@ -48,13 +46,6 @@ STEPS = [
     {"op": "select", "method": "variance", "threshold": 0.0},
     {"op": "validate", "dtypes": {"n": "float", "size": "float"}, "ranges": {"z": [0, 1]}},
 ]
-
-
-@pytest.fixture(scope="module")
-def ray_driver(running_platform: RunningPlatform, platform_settings: Settings) -> Iterator[None]:
-    ray.init(address=platform_settings.gcs_address, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def arrow(frame: pd.DataFrame) -> pa.Table:

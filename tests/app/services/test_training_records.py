@@ -129,3 +129,4 @@ def test_a_job_runs_the_launcher_with_its_driver_and_the_placed_worker_group() -
     assert WorkerPlan.from_json(args[2]) == WorkerPlan(3, {"CPU": 2.0, "GPU": 1.0}, {"ray.io/node-id": "in(n1,n2)"})
     job.preferred_nodes = None
     assert WorkerPlan.from_json(training.driver_command(job)[1][2]).label_selector is None
+    assert WorkerPlan.from_json(training.driver_command(job, "pool-a")[1][2]).warm_pool == "pool-a"
