@@ -1,7 +1,8 @@
 """Upload benchmark: a file uploaded through the platform against a raw PUT of the same file to the same S3
 server, in the same run. Both upload modes: direct (chunks PUT straight to S3 with presigned URLs as parts of a
 multipart upload at the upload's blob key, joined and read back once to verify and check it) and api (chunks
-through the Serve ingress, sent on by the platform as parts of such a multipart upload, joined and read back).
+through the Serve ingress, hashed and checked by the API as they arrive and sent on as parts of such a multipart
+upload, joined).
 
     .venv/bin/python -m bench.upload_bench --mb 256 [--modes direct,api] [--rounds 3]
 

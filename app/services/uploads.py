@@ -13,11 +13,12 @@ Two modes, one set of semantics (which chunks are stored, resume, abort, expiry,
 
 A session's multipart upload is started at the upload's own blob key (`datasets/blobs/xx/<sha256>.<upload id>`,
 from the declared sha256), so completing it puts the file where its version will reference it: no copy follows.
-Completion joins exactly the recorded parts (S3 checks their ETags and checksums) and reads the file back once, in
-order: the same pass hashes it, writes the scratch file and feeds the format check (CSV/JSON lines are parsed as
-they stream in). Unverified bytes may sit under that key because it holds this upload's id: no other upload can
-share it and no row references it until the verified version is recorded. Content stored already is not kept
-twice: the version shares that blob and the joined object is removed.
+Completion joins exactly the recorded parts (S3 checks their ETags and checksums). Chunks that came through this
+process were hashed and format-checked in order as they arrived (`upload_spool`): completion uses that. Otherwise
+it reads the file back once, in order: the same pass hashes it, writes the scratch file and feeds the format check
+(CSV/JSON lines are parsed as they stream in). Unverified bytes may sit under that key because it holds this
+upload's id: no other upload can share it and no row references it until the verified version is recorded.
+Content stored already is not kept twice: the version shares that blob and the joined object is removed.
 
 Parts live under `uploads/<session id>/` or in the multipart upload until the session completes, is aborted or
 expires; every path that ends a session without a version removes them, aborts the multipart upload and removes
@@ -38,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.db.models import DatasetVersion, UploadChunk, UploadSession, User, utcnow
 from app.db.session import session_scope
-from app.services import datasets, formats
+from app.services import datasets, formats, upload_spool
 from app.services.access import can_write
 from app.storage import ObjectStore
 from app.storage.s3 import PartsRejected, S3Store, sha256_b64
@@ -314,6 +316,7 @@ def put_chunk(
             return
         direct = _direct_store(store, upload) if upload.multipart_id is not None else None
         multipart_id, key = upload.multipart_id, multipart_key(upload_id, upload.sha256)
+        fmt, size, chunk_size = formats.detect(upload.file_name), upload.size_bytes, upload.chunk_size
     etag = None
     if direct is not None and multipart_id is not None:
         try:
@@ -325,6 +328,7 @@ def put_chunk(
     else:
         store.put_bytes(part_key(upload_id, index), data)
     _record_chunk(settings, store, upload_id, index, len(data), sha256, etag)
+    upload_spool.receive(upload_id, fmt=fmt, size=size, chunk_size=chunk_size, index=index, data=data, sha256=sha256)
 
 
 def part_url(
@@ -442,8 +446,8 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
     # A joined multipart upload is the file under its blob key: the version references it once verified.
     joined = multipart_key(upload_id, declared) if multipart_id is not None and reuse_key is None else None
     try:
-        with tempfile.TemporaryDirectory(prefix="aip-compose-") as tmp:
-            path = Path(tmp) / "data"
+        with ExitStack() as cleanup:
+            path = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="aip-compose-"))) / "data"
             inspected = None
             if reuse_key is not None:
                 store.download(reuse_key, path)
@@ -452,11 +456,18 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
             else:
                 if joined is not None and multipart_id is not None:
                     _join(_direct(store), upload_id, joined, multipart_id, parts)
-                with formats.StreamCheck(fmt) as check:
-                    feed = _keeping_alive(settings, upload_id, check.feed)
-                    digest = _read_back(store, upload_id, joined, num_chunks, path, feed)
+                spool = upload_spool.take(upload_id, [chunk_sha256 for _, _, chunk_sha256 in parts])
+                if spool is not None:  # hashed and checked as its chunks came in: nothing to read back
+                    cleanup.enter_context(spool)
+                    path, digest = spool.path, spool.sha256()
                     _verify(path, digest, size, declared)
-                    inspected = check.result(path)
+                    inspected = spool.check.result(path)
+                else:
+                    with formats.StreamCheck(fmt) as check:
+                        feed = _keeping_alive(settings, upload_id, check.feed)
+                        digest = _read_back(store, upload_id, joined, num_chunks, path, feed)
+                        _verify(path, digest, size, declared)
+                        inspected = check.result(path)
 
             def close(session: Session, version: DatasetVersion) -> None:
                 # Only a session still COMPLETING: one expired or aborted meanwhile has had its stored bytes
@@ -657,12 +668,14 @@ def _end(settings: Settings, store: ObjectStore, upload_id: str, status: UploadS
         upload.status, upload.message, upload.updated_at = status, message[:1000], utcnow()
         multipart_id, sha256 = upload.multipart_id, upload.sha256
         session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
+    upload_spool.drop(upload_id)
     discard_stored(settings, store, upload_id, multipart_id, sha256)
 
 
 def expire_stale(settings: Settings, store: ObjectStore, *, now: dt.datetime | None = None) -> list[str]:
     """Ends sessions idle for longer than AIP_UPLOAD_SESSION_TTL_S (run by the reconcile loop)."""
     cutoff = (now or utcnow()) - dt.timedelta(seconds=settings.upload_session_ttl_s)
+    upload_spool.drop_idle(settings.upload_session_ttl_s)
     with session_scope(settings.database_url) as session:
         stale = list(
             session.scalars(
