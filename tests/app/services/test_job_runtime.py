@@ -21,8 +21,9 @@ EPOCHS = 2
 
 def test_epoch_lines_appear_once_and_usage_is_sampled_within_long_epochs(admin: Client, tmp_path: Path) -> None:
     train, _ = breast_cancer_split()
-    # Many rows and one row per step: each epoch takes many seconds, far longer than the sampling interval.
-    version = upload_frame(admin, pd.concat([train] * 8, ignore_index=True), tmp_path, "runtime-long-epochs")
+    # Many rows and one row per step: each epoch takes many seconds, far longer than the sampler's wait for the
+    # first steps (FIRST_STEPS_GRACE_S) plus one interval; with warm workers, 8 copies took only about 4 s.
+    version = upload_frame(admin, pd.concat([train] * 24, ignore_index=True), tmp_path, "runtime-long-epochs")
     admin.set_setting("metrics.usage_sample_s", 1)
     try:
         job = admin.create_job(
