@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 class Spool:
     """One upload's received bytes, and the hash and format check of the first `fed` chunks."""
 
-    def __init__(self, fmt: str, size: int, chunk_size: int) -> None:
-        self.size, self.chunk_size = size, chunk_size
+    def __init__(self, fmt: str, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
         self._dir = Path(tempfile.mkdtemp(prefix="aip-spool-"))
         self.path = self._dir / "data"
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -91,18 +91,18 @@ _registry = threading.Lock()
 def receive(upload_id: str, *, fmt: str, size: int, chunk_size: int, index: int, data: bytes, sha256: str) -> None:
     """Adds a stored chunk (its length and sha256 checked) to its upload's spool, starting one if there is room."""
     evicted: list[Spool] = []
-    with _registry:
-        spool = _spools.get(upload_id)
-        if spool is None:
-            if shutil.disk_usage(tempfile.gettempdir()).free < size + DISK_MARGIN_BYTES:
-                return
-            while len(_spools) >= MAX_SPOOLS:
-                evicted.append(_spools.popitem(last=False)[1])
-            spool = _spools[upload_id] = Spool(fmt, size, chunk_size)
-        _spools.move_to_end(upload_id)
-    for old in evicted:
-        old.close()
     try:
+        with _registry:
+            spool = _spools.get(upload_id)
+            if spool is None:
+                if shutil.disk_usage(tempfile.gettempdir()).free < size + DISK_MARGIN_BYTES:
+                    return
+                while len(_spools) >= MAX_SPOOLS:
+                    evicted.append(_spools.popitem(last=False)[1])
+                spool = _spools[upload_id] = Spool(fmt, chunk_size)
+            _spools.move_to_end(upload_id)
+        for old in evicted:
+            old.close()
         spool.add(index, data, sha256)
     except OSError as e:  # e.g. the temp disk filled up: completion reads the file back instead
         log.warning("Upload %s: spooling chunk %d failed (%s); completion reads the file back.", upload_id, index, e)

@@ -5,6 +5,7 @@ back as before. Every spool goes with its session."""
 from __future__ import annotations
 
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def test_a_spool_hashes_and_checks_chunks_in_order_whatever_order_they_arrive_in
     chunks = list(enumerate(split(data, CHUNK)))
     order = chunks + chunks[3:6]  # some sent twice
     random.Random(2).shuffle(order)
-    with upload_spool.Spool("csv", len(data), CHUNK) as spool:
+    with upload_spool.Spool("csv", CHUNK) as spool:
         for index, chunk in order:
             spool.add(index, chunk, sha(chunk))
         assert spool.fed == [sha(chunk) for _, chunk in chunks]
@@ -120,3 +121,21 @@ def test_at_most_max_spools_are_kept_the_least_recently_used_going_first() -> No
     finally:
         for upload_id in ids:
             upload_spool.drop(upload_id)
+
+
+def test_a_spool_that_cannot_be_written_refuses_no_chunk(
+    fast_env: DataEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = fast_env
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # the API's temp dir is unusable
+    data = csv_bytes(700)
+    dataset_id = env.dataset("unspooled")
+    upload_id = open_session(env, dataset_id, data)
+    for index, chunk in enumerate(split(data, CHUNK)):
+        env.put(dataset_id, upload_id, index, chunk)
+    assert upload_id not in upload_spool.spooled()
+    monkeypatch.undo()  # completion's own scratch file needs the temp dir
+    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    with session_scope(env.settings.database_url) as session:
+        assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
+    env.assert_no_orphans()
