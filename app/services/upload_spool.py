@@ -7,7 +7,8 @@ check: completion uses them and reads nothing back from storage.
 
 A spool lives in this process only. Chunks that went to another API replica, or arrived before a restart, leave
 it incomplete; completion then reads the file back as before. At most `MAX_SPOOLS` are kept (the least recently
-used one goes first) and only where the temp disk has room for the file, so a spool never refuses a chunk.
+used one goes first), each only where the temp disk has room for its file beside the others'; a spool never
+refuses a chunk.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 class Spool:
     """One upload's received bytes, and the hash and format check of the first `fed` chunks."""
 
-    def __init__(self, fmt: str, chunk_size: int) -> None:
-        self.chunk_size = chunk_size
+    def __init__(self, fmt: str, size: int, chunk_size: int) -> None:
+        self.size, self.chunk_size = size, chunk_size
         self._dir = Path(tempfile.mkdtemp(prefix="aip-spool-"))
         self.path = self._dir / "data"
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -95,11 +96,13 @@ def receive(upload_id: str, *, fmt: str, size: int, chunk_size: int, index: int,
         with _registry:
             spool = _spools.get(upload_id)
             if spool is None:
-                if shutil.disk_usage(tempfile.gettempdir()).free < size + DISK_MARGIN_BYTES:
+                # Room for this file and, counted whole, the files of the other spools.
+                reserved = size + sum(other.size for other in _spools.values()) + DISK_MARGIN_BYTES
+                if shutil.disk_usage(tempfile.gettempdir()).free < reserved:
                     return
                 while len(_spools) >= MAX_SPOOLS:
                     evicted.append(_spools.popitem(last=False)[1])
-                spool = _spools[upload_id] = Spool(fmt, chunk_size)
+                spool = _spools[upload_id] = Spool(fmt, size, chunk_size)
             _spools.move_to_end(upload_id)
         for old in evicted:
             old.close()

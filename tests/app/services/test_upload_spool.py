@@ -23,7 +23,7 @@ def test_a_spool_hashes_and_checks_chunks_in_order_whatever_order_they_arrive_in
     chunks = list(enumerate(split(data, CHUNK)))
     order = chunks + chunks[3:6]  # some sent twice
     random.Random(2).shuffle(order)
-    with upload_spool.Spool("csv", CHUNK) as spool:
+    with upload_spool.Spool("csv", len(data), CHUNK) as spool:
         for index, chunk in order:
             spool.add(index, chunk, sha(chunk))
         assert spool.fed == [sha(chunk) for _, chunk in chunks]
