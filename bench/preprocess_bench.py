@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from app.services import formats
+from app.services.data import formats
 
 STEPS = [
     {"op": "impute", "strategy": "median", "columns": ["a", "b", "c"]},

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import ray
 
-from app.cluster import platform
+from app import launcher as platform
+from app.client.sdk import Client
 from app.core.config import Settings
-from app.sdk import Client
-from app.services import warm_workers
+from app.services.training import warm_workers
 from tests.utils.factories import TARGET, breast_cancer_split
 from train_jobs import warm_pool
 from train_jobs.job_config import TrainConfig

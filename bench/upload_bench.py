@@ -34,10 +34,10 @@ from typing import Any
 
 import psutil
 
-from app.cluster import platform
+from app import launcher as platform
+from app.client.sdk import Client
 from app.core.config import Settings
-from app.sdk import Client
-from app.services import formats
+from app.services.data import formats
 from app.storage import ObjectStore, open_store
 from app.storage.s3 import S3Store
 from tests.utils.ports import cluster_ports

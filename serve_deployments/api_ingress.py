@@ -15,7 +15,10 @@ from ray.serve import Application
 from app.api.main import create_app
 from app.core.config import get_settings
 from app.db.session import session_scope, upgrade_schema
-from app.services import data_reconcile, deployments, queue_signal, scheduler, training, tuning, users, warm_workers
+from app.services.data import data_reconcile
+from app.services.identity import users
+from app.services.models import deployments
+from app.services.training import jobs, queue_signal, scheduler, tuning, warm_workers
 from app.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ class ApiIngress:
         settings = get_settings()
         store = open_store(settings)
         steps = {
-            "training jobs": lambda: training.reconcile(settings, store),
+            "training jobs": lambda: jobs.reconcile(settings, store),
             "training queue": lambda: scheduler.schedule(settings),
             "tuning runs": lambda: tuning.reconcile(settings, store),
             "deployments": lambda: deployments.reconcile(settings),

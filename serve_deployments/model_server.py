@@ -17,8 +17,8 @@ from ray.serve import Application
 from app.core.config import get_settings
 from app.db.models import ModelVersion
 from app.db.session import session_scope
-from app.services.pipeline_transform import transform
-from app.services.pipelines import load_state
+from app.services.data.pipeline_transform import transform
+from app.services.data.pipelines import load_state
 from app.storage import open_store
 from train_jobs.artifacts import load_artifact
 from train_jobs.templates import image_cnn

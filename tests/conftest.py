@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.cluster import platform
+from app import launcher as platform
+from app.client.sdk import Client
 from app.core.config import Settings
-from app.sdk import Client
 from tests.utils.ports import cluster_ports
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

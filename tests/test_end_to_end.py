@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.client.sdk import ApiError, Client
 from app.core.config import Settings
-from app.sdk import ApiError, Client
 from app.storage import open_store
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 from tests.utils.wait import wait_for

@@ -13,8 +13,8 @@ import ray
 from app.core.config import get_settings
 from app.db.models import DatasetVersion, JobStatus, QualityReport
 from app.db.session import session_scope
-from app.services import data_io, quality
-from app.services.quality_checks import QualityConfig, check
+from app.services.data import data_io, quality
+from app.services.data.quality_checks import QualityConfig, check
 
 
 def run(report_id: int) -> None:

@@ -22,8 +22,8 @@ import ray
 from app.core.config import Settings, get_settings
 from app.db.models import DatasetVersion, JobStatus, PipelineRun
 from app.db.session import session_scope
-from app.services import data_io, pipelines
-from app.services.pipeline_transform import fit_source
+from app.services.data import data_io, pipelines
+from app.services.data.pipeline_transform import fit_source
 from app.storage import open_store
 from train_jobs.staged_input import STAGED_FORMATS, NotStaged, staged_input
 from train_jobs.streaming_fit import BlockSource, cluster_cpus

@@ -80,7 +80,7 @@ class _StepLog:
         _after_first_steps()
         from app.core.config import get_settings
         from app.db.session import session_scope
-        from app.services import job_metrics
+        from app.services.training import job_metrics
 
         url = get_settings().database_url
         while True:
@@ -132,11 +132,11 @@ def mark_running(job_id: int | None) -> None:
         _first_report.wait(FIRST_STEPS_GRACE_S)
         from app.core.config import get_settings  # workers inherit the platform's settings from Ray's environment
         from app.db.session import session_scope
-        from app.services import training
+        from app.services.training import jobs
 
         try:
             with session_scope(get_settings().database_url) as session:
-                training.mark_running(session, job_id)
+                jobs.mark_running(session, job_id)
         finally:
             _status_written.set()
 
@@ -149,7 +149,8 @@ def _sample_usage(job_id: int, rank: int) -> None:
     _after_first_steps()
     from app.core.config import get_settings
     from app.db.session import session_scope
-    from app.services import job_metrics, sysconfig
+    from app.services.system import sysconfig
+    from app.services.training import job_metrics
 
     settings = get_settings()
     with session_scope(settings.database_url) as session:

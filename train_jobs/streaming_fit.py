@@ -5,7 +5,7 @@ The input is read once: the file is read in pieces and staged as Arrow files on 
 disk past its capacity). Every statistics pass then runs one Ray task per group of blocks (on the node holding a staged
 group): the task converts the group to pandas, applies the steps fitted so far (the same `apply_steps` serving
 uses) and returns a small partial (counts, moments, a histogram, a few gathered values) that the driver merges
-(see app/services/pipeline_stats.py). The last pass transforms the groups and the driver writes them, in order,
+(see app/services/data/pipeline_stats.py). The last pass transforms the groups and the driver writes them, in order,
 to one Parquet file. No process holds more than a few groups.
 
 Plain tasks rather than one Ray Data execution per pass: a pass is many small executions (one or two per step),
@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from app.services.pipeline_transform import PipelineError, apply_steps, input_columns_for
-from app.services.quality_checks import plain_frame
+from app.services.data.pipeline_transform import PipelineError, apply_steps, input_columns_for
+from app.services.data.quality_checks import plain_frame
 from train_jobs.staged_input import StagedInput, on_node, read_staged
 
 GROUP_ROWS = 250_000  # rows a task handles: large enough to amortise a task, small enough to bound its memory

@@ -15,7 +15,8 @@ import ray
 from app.core.config import get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import custom_code, datasets, training
+from app.services.data import datasets
+from app.services.training import custom_code, jobs
 from app.storage import open_store
 from train_jobs import custom_loop, runtime
 from train_jobs.job_config import parse
@@ -57,7 +58,7 @@ def run(job_id: int) -> None:
         raise RuntimeError("The training code reported no checkpoint: call train_jobs.runtime.report(metrics, state).")
     with checkpoint.as_directory() as d:
         state_bytes = (Path(d) / runtime.CHECKPOINT_FILE).read_bytes()
-    artifact_prefix = training.artifact_prefix(job_id)
+    artifact_prefix = jobs.artifact_prefix(job_id)
     store.put_bytes(f"{artifact_prefix}/{runtime.CHECKPOINT_FILE}", state_bytes)
 
     inputs = [str(c) for c in frame.columns if c != config.target_column]

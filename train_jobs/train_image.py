@@ -19,7 +19,8 @@ import ray
 from app.core.config import get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import datasets, training
+from app.services.data import datasets
+from app.services.training import jobs
 from app.storage import open_store
 from train_jobs import image_loop, runtime
 from train_jobs.artifacts import save_artifact
@@ -84,7 +85,7 @@ def run(job_id: int) -> None:
     checkpoint, best_metrics = best
     model = build_model(spec)
     model.load_state_dict(runtime.load_checkpoint(checkpoint)["model"])
-    artifact_prefix = training.artifact_prefix(job_id)
+    artifact_prefix = jobs.artifact_prefix(job_id)
     save_artifact(store, artifact_prefix, model, spec)  # type: ignore[arg-type]  # same layout: weights + spec JSON
     load_artifact(store, artifact_prefix)  # fail here, not at deploy time, if the artifact is unreadable
 

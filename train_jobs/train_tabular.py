@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings, get_settings
 from app.db.models import DatasetVersion, JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.services import datasets, job_metrics, models, pipelines, placement, training
+from app.services.data import datasets, pipelines
+from app.services.models import registry
+from app.services.training import job_metrics, jobs, placement
 from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
@@ -64,7 +66,7 @@ def prepare_data(frame: Any, config: TrainConfig) -> tuple[TabularSpec, tuple[np
 def run_config(settings: Settings, job_id: int, config: TrainConfig, callbacks: list[Any]) -> RunConfig:
     storage_path, filesystem = checkpoint_storage(settings)
     return RunConfig(
-        name=training.run_name(job_id),  # the same name on retry: Ray Train resumes from its latest checkpoint
+        name=jobs.run_name(job_id),  # the same name on retry: Ray Train resumes from its latest checkpoint
         storage_path=storage_path,
         storage_filesystem=filesystem,
         checkpoint_config=CheckpointConfig(
@@ -123,7 +125,7 @@ def run(job_id: int) -> None:
     state = runtime.load_checkpoint(checkpoint)
     model = build_model(spec)
     model.load_state_dict(state["model"])
-    artifact_prefix = training.artifact_prefix(job_id)
+    artifact_prefix = jobs.artifact_prefix(job_id)
     save_artifact(store, artifact_prefix, model, spec)
     load_artifact(store, artifact_prefix)  # fail here, not at deploy time, if the artifact is unreadable
 
@@ -162,7 +164,7 @@ def register_success(
         if job.status != JobStatus.RUNNING:
             return
         history = job_metrics.metric_history(session, job_id)
-        models.register_version(
+        registry.register_version(
             session,
             job=job,
             artifact_key=artifact_key,
@@ -175,7 +177,7 @@ def register_success(
                 **(lineage or {}),
             },
         )
-        training.transition(session, job, JobStatus.SUCCEEDED)
+        jobs.transition(session, job, JobStatus.SUCCEEDED)
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -192,7 +194,7 @@ def main(argv: list[str], runner: Callable[[int], None] | None = None) -> int:
         with session_scope(settings.database_url) as session:
             job = session.get(TrainingJob, job_id)
             if job is not None and not JobStatus(job.status).is_terminal:
-                training.transition(session, job, JobStatus.FAILED, f"{type(e).__name__}: {e}")
+                jobs.transition(session, job, JobStatus.FAILED, f"{type(e).__name__}: {e}")
         raise
     return 0
 

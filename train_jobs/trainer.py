@@ -49,7 +49,7 @@ from ray.train.v2._internal.execution.worker_group import worker_group as train_
 from ray.train.v2._internal.execution.worker_group.placement_group_handle import DefaultPlacementGroupHandle
 from ray.util.placement_group import PlacementGroup
 
-from app.services import placement
+from app.services.training import placement
 from train_jobs import prestart
 
 

@@ -36,7 +36,9 @@ from sqlalchemy import select
 from app.core.config import get_settings
 from app.db.models import DatasetVersion, JobStatus, TuningRun, TuningTrial, utcnow
 from app.db.session import session_scope
-from app.services import datasets, models, tuning
+from app.services.data import datasets
+from app.services.models import registry
+from app.services.training import tuning
 from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
@@ -417,7 +419,7 @@ def run(run_id: int) -> None:
         if row.status != JobStatus.RUNNING:
             return  # stopped meanwhile
         trial = session.get_one(TuningTrial, best_id)
-        version = models.register_version(
+        version = registry.register_version(
             session,
             job=row,
             artifact_key=artifact_prefix,

@@ -5,7 +5,7 @@ stack), and a job's start-up waits on its workers' start. Each node keeps a few 
 named, detached actor per platform, which owns them). A job's launcher (`train_jobs.prestart`) reserves its
 placement group as planned, then takes a warm worker on the node of each bundle; the bundle keeps the CPUs
 reserved, the warm worker (which holds no resources of its own) uses them. The platform refills the pool only while
-the cluster is quiet (`app.services.warm_workers`).
+the cluster is quiet (`app.services.training.warm_workers`).
 
 A taken worker becomes the job's:
 - its output goes to the job's log: Ray's log monitor routes a worker's lines to the job named by the last
@@ -67,7 +67,12 @@ def import_torch(*, compiler: bool) -> int:
 # What a worker imports later in its run: the loops' helpers, and the database layer its background writers
 # (status, usage, training steps) import after the first report. Half a second of CPU per worker, which made the
 # second epoch the slowest; a warm worker has it done while it waits.
-PLATFORM_MODULES = ("train_jobs.tabular_loop", "app.db.session", "app.services.job_metrics", "app.services.training")
+PLATFORM_MODULES = (
+    "train_jobs.tabular_loop",
+    "app.db.session",
+    "app.services.training.job_metrics",
+    "app.services.training.jobs",
+)
 
 
 def warm_up() -> int:

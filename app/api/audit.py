@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.config import get_settings
 from app.db.models import AuditEntry
 from app.db.session import session_scope
-from app.services import audit
+from app.services.system import audit
 
 log = logging.getLogger(__name__)
 

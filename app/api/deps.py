@@ -14,7 +14,7 @@ from app.core.errors import AipError, ErrorCode
 from app.core.permissions import check_known
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import tokens
+from app.services.identity import tokens
 from app.storage import ObjectStore, open_store
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.services.roles import RoleLimits
+from app.services.identity.roles import RoleLimits
 
 
 class Public(BaseModel):

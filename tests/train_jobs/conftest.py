@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 import ray
 
-from app.cluster.platform import RunningPlatform
 from app.core.config import Settings
+from app.launcher import RunningPlatform
 
 
 @pytest.fixture(scope="module")

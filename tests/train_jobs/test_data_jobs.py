@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.client.sdk import ApiError, Client
 from app.core.config import Settings
-from app.sdk import ApiError, Client
-from app.services import datasets
-from app.services.pipeline_transform import fit_transform, transform
-from app.services.quality_checks import QualityConfig, check
+from app.services.data import datasets
+from app.services.data.pipeline_transform import fit_transform, transform
+from app.services.data.quality_checks import QualityConfig, check
 from app.storage import open_store
-from tests.app.services.test_quality_checks import messy_csv
+from tests.app.services.data.test_quality_checks import messy_csv
 from tests.train_jobs.test_streaming_fit import assert_state_equal
 from tests.utils.factories import TARGET, breast_cancer_split
 from train_jobs.artifacts import load_artifact

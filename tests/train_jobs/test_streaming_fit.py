@@ -20,11 +20,11 @@ import ray
 
 from app.core.config import Settings
 from app.db.models import DatasetVersion
-from app.services import formats
-from app.services.data_io import read_version
-from app.services.pipeline_transform import PipelineError, fit_source, fit_transform
-from app.services.quality_checks import plain_frame
-from tests.app.services.test_pipeline_transform import FEATURES, raw_frame
+from app.services.data import formats
+from app.services.data.data_io import read_version
+from app.services.data.pipeline_transform import PipelineError, fit_source, fit_transform
+from app.services.data.quality_checks import plain_frame
+from tests.app.services.data.test_pipeline_transform import FEATURES, raw_frame
 from tests.utils.seaweedfs import seaweedfs_server
 from train_jobs import staged_input as staged_module
 from train_jobs.preprocess import fit_and_write

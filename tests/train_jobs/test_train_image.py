@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.client.sdk import ApiError, Client
 from app.core.config import Settings
-from app.sdk import ApiError, Client
-from app.services import training
+from app.services.training import jobs
 from app.storage import open_store
 from tests.utils.images import shapes_zip
 from train_jobs.templates.image_cnn import load_artifact, predict, read_zip
@@ -70,7 +70,7 @@ def test_image_job_learns_and_registers_a_model_with_lineage(
     assert version["signature"]["classes"] == ["circle", "square", "triangle"]
     assert version["metrics"]["val_accuracy"] == max(m["val_accuracy"] for m in done["metrics"])
     lineage = version["lineage"]
-    assert lineage["code_hash"] == training.code_hash("image_cnn")
+    assert lineage["code_hash"] == jobs.code_hash("image_cnn")
     assert lineage["config"]["image"]["augmentation"] == AUGMENTATION
     assert lineage["augmentation"] == AUGMENTATION
     assert lineage["classes"] == ["circle", "square", "triangle"] and lineage["image_size"] == 16

@@ -1,6 +1,6 @@
 """The pool of warm Train workers (`train_jobs.warm_pool`) and the platform's side of it
-(`app.services.warm_workers`), on the shared test cluster: workers are kept warm per node, handed to a job once,
-made the job's (its log, its threads), and stopped with the job."""
+(`app.services.training.warm_workers`), on the shared test cluster: workers are kept warm per node, handed to a job
+once, made the job's (its log, its threads), and stopped with the job."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from app.core.config import Settings
 from app.db.models import Deployment, DeploymentStatus, JobStatus, Model, ModelVersion, TrainingJob, utcnow
 from app.db.session import session_scope, upgrade_schema
-from app.services import warm_workers
+from app.services.training import warm_workers
 from tests.utils.rows import add_dataset_version, add_user
 from tests.utils.wait import wait_for
 from train_jobs import warm_pool

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.core.config import Settings
 from app.db.models import UploadChunk, UploadSession, User
 from app.db.session import session_scope, upgrade_schema
-from app.services import datasets, uploads
+from app.services.data import datasets, uploads
 from app.storage import ObjectStore, open_store
 from app.storage.s3 import S3Store
 from tests.utils.databases import clean_database, reset_engines, selected_backends

@@ -102,7 +102,7 @@ def decode(data: bytes, size: int, channels: int, name: str = "image") -> np.nda
 def read_zip(path: Path, size: int) -> tuple[np.ndarray, list[str]]:
     """Every image of a class-folder zip as uint8 (n, channels, size, size), with its class. One channel when every
     image is grey, else three."""
-    from app.services.formats import image_entries  # the upload's own rules for which members are images
+    from app.services.data.formats import image_entries  # the upload's own rules for which members are images
 
     with zipfile.ZipFile(path) as archive:
         entries = image_entries(archive.namelist())

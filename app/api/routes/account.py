@@ -10,7 +10,7 @@ from app.api.schemas_auth import (
     UserPublic,
 )
 from app.db.models import User
-from app.services import tokens, users
+from app.services.identity import tokens, users
 
 router = APIRouter(prefix="/account", tags=["account"])
 Self = Depends(require("account:self"))

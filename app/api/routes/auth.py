@@ -6,7 +6,7 @@ from app.api.schemas_auth import LoginPublic, RefreshRequest
 from app.core.errors import AipError, ErrorCode, invalid
 from app.core.ratelimit import SlidingWindow
 from app.db.models import User
-from app.services import tokens, users
+from app.services.identity import tokens, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -7,7 +7,7 @@ from app.api.deps import SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetCreate, DatasetPublic, DatasetVersionDetail
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import datasets, profiles
+from app.services.data import datasets, profiles
 
 router = APIRouter(prefix="/dataset", tags=["datasets"])
 

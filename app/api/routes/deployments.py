@@ -4,7 +4,7 @@ from app.api.deps import SessionDep, SettingsDep, require
 from app.api.schemas import DeploymentPublic, PredictRequest, PredictResponse
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import deployments, models
+from app.services.models import deployments, registry
 
 router = APIRouter(prefix="/deployment", tags=["deployments"])
 
@@ -38,6 +38,6 @@ async def predict(
 ) -> PredictResponse:
     with session_scope(settings.database_url) as session:
         deployment = deployments.get_deployment(session, user=user, deployment_id=deployment_id)
-        signature = models.get_version(session, user=user, version_id=deployment.model_version_id).signature
+        signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
     result = await deployments.predict(deployment, signature, body.rows)
     return PredictResponse(labels=result["labels"], probabilities=result["probabilities"], classes=signature["classes"])

@@ -4,19 +4,19 @@ from app.api.deps import SessionDep, SettingsDep, require
 from app.api.schemas import DeploymentPublic, DeployRequest, ModelPublic, ModelVersionPublic
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import deployments, models
+from app.services.models import deployments, registry
 
 router = APIRouter(prefix="/model", tags=["models"])
 
 
 @router.get("", response_model=list[ModelPublic])
 def list_models(session: SessionDep, user: User = Depends(require("model:list"))) -> object:
-    return models.list_models(session, user=user)
+    return registry.list_models(session, user=user)
 
 
 @router.get("/version/{version_id}", response_model=ModelVersionPublic)
 def get_version(version_id: int, session: SessionDep, user: User = Depends(require("model:query"))) -> object:
-    return models.get_version(session, user=user, version_id=version_id)
+    return registry.get_version(session, user=user, version_id=version_id)
 
 
 @router.post("/{version_id}/deploy", response_model=DeploymentPublic, status_code=202)

@@ -9,7 +9,7 @@ from app.api.schemas import DatasetPublic, FeatureConfig, PipelineCreate, Pipeli
 from app.api.schemas_data import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import pipelines
+from app.services.data import pipelines
 
 router = APIRouter(prefix="/dataset", tags=["pipelines"])
 

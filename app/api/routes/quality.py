@@ -7,7 +7,7 @@ from app.api.schemas import QualityCreate, QualityReportPublic
 from app.api.schemas_data import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import quality
+from app.services.data import quality
 
 router = APIRouter(prefix="/dataset", tags=["quality"])
 

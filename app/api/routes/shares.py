@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Response
 from app.api.deps import SessionDep, require
 from app.api.schemas_auth import ShareRequest
 from app.db.models import User
-from app.services import shares
+from app.services.identity import shares
 
 router = APIRouter(tags=["sharing"])
 

@@ -19,7 +19,8 @@ from app.api.schemas_auth import (
 )
 from app.core.permissions import PERMISSIONS
 from app.db.models import User
-from app.services import audit, roles, sysconfig, users
+from app.services.identity import roles, users
+from app.services.system import audit, sysconfig
 
 router = APIRouter(prefix="/system", tags=["system"])
 

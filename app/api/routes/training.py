@@ -12,7 +12,9 @@ from app.core.config import Settings
 from app.core.errors import AipError, invalid
 from app.db.models import JobStatus, TrainingJob, User
 from app.db.session import session_scope
-from app.services import custom_code, datasets, job_metrics, models, training
+from app.services.data import datasets
+from app.services.models import registry
+from app.services.training import custom_code, job_metrics, jobs
 from app.storage import ObjectStore
 
 router = APIRouter(prefix="/training/job", tags=["training"])
@@ -26,8 +28,8 @@ def _public(session: SessionDep, job: TrainingJob, *, detail: bool = True) -> Jo
     public = JobPublic.model_validate(job)
     if detail:
         public.metrics = job_metrics.metric_history(session, job.id, max_points=DETAIL_MAX_POINTS)
-        public.transitions = [JobTransitionPublic.model_validate(t) for t in training.transitions(session, job.id)]
-    version = models.version_for_job(session, job.id)
+        public.transitions = [JobTransitionPublic.model_validate(t) for t in jobs.transitions(session, job.id)]
+    version = registry.version_for_job(session, job.id)
     public.model_version_id = version.id if version else None
     return public
 
@@ -42,7 +44,7 @@ def create_job(
     with session_scope(settings.database_url) as session:
         version_id = resolve_version_id(session, user, body.dataset_id, body.dataset_version_id)
         dataset_name = datasets.get_version(session, user=user, version_id=version_id).dataset.name
-    spec = training.JobSpec(
+    spec = jobs.JobSpec(
         name=body.name or f"{dataset_name}-{body.template}".replace(" ", "-"),
         dataset_version_id=version_id,
         template=body.template,
@@ -52,9 +54,9 @@ def create_job(
         min_quality_score=body.min_quality_score,
         code_hash=body.code_hash,
     )
-    job_id = training.create_job(settings, store, user=user, spec=spec)
+    job_id = jobs.create_job(settings, store, user=user, spec=spec)
     with session_scope(settings.database_url) as session:
-        return _public(session, training.get_job(session, user=user, job_id=job_id))
+        return _public(session, jobs.get_job(session, user=user, job_id=job_id))
 
 
 def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, dataset_version_id: int | None) -> int:
@@ -84,36 +86,36 @@ def list_jobs(
     status: JobStatus | None = None,
     user: User = Depends(require("training:job:list")),
 ) -> list[JobPublic]:
-    return [_public(session, job, detail=False) for job in training.list_jobs(session, user=user, status=status)]
+    return [_public(session, job, detail=False) for job in jobs.list_jobs(session, user=user, status=status)]
 
 
 @router.get("/{job_id}", response_model=JobPublic)
 def get_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
-    return _public(session, training.get_job(session, user=user, job_id=job_id))
+    return _public(session, jobs.get_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/start", response_model=JobPublic)
 def start_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:create"))) -> JobPublic:
-    return _public(session, training.start_job(session, user=user, job_id=job_id))
+    return _public(session, jobs.start_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/stop", response_model=JobPublic)
 def stop_job(
     job_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
 ) -> JobPublic:
-    return _public(session, training.stop_job(settings, session, user=user, job_id=job_id))
+    return _public(session, jobs.stop_job(settings, session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
 def retry_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:retry"))) -> JobPublic:
-    return _public(session, training.retry_job(session, user=user, job_id=job_id))
+    return _public(session, jobs.retry_job(session, user=user, job_id=job_id))
 
 
 @router.delete("/{job_id}", status_code=204)
 def delete_job(
     job_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
 ) -> Response:
-    training.delete_job(settings, store, user=user, job_id=job_id)
+    jobs.delete_job(settings, store, user=user, job_id=job_id)
     return Response(status_code=204)
 
 
@@ -141,7 +143,7 @@ def get_metrics(
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
 ) -> MetricsPage:
-    training.get_job(session, user=user, job_id=job_id)
+    jobs.get_job(session, user=user, job_id=job_id)
     points = job_metrics.metric_history(session, job_id, **query)
     return MetricsPage(job_id=job_id, total_steps=job_metrics.count_steps(session, job_id), points=points)
 
@@ -154,7 +156,7 @@ def get_training_steps(
     user: User = Depends(require("training:job:query")),
 ) -> MetricsPage:
     """Loss, learning rate and throughput every `log_every_n_steps` batches (rank 0's), between the epoch metrics."""
-    training.get_job(session, user=user, job_id=job_id)
+    jobs.get_job(session, user=user, job_id=job_id)
     total, points = job_metrics.training_step_history(session, job_id, **query)
     return MetricsPage(job_id=job_id, total_steps=total, points=points)
 
@@ -168,7 +170,7 @@ def get_usage(
     user: User = Depends(require("training:job:query")),
 ) -> list[dict[str, Any]]:
     """The job's workers' resource use, sampled every `metrics.usage_sample_s` seconds while it runs."""
-    training.get_job(session, user=user, job_id=job_id)
+    jobs.get_job(session, user=user, job_id=job_id)
     return job_metrics.usage_history(session, job_id, since=_naive_utc(since), limit=limit)
 
 
@@ -187,7 +189,7 @@ def get_logs(
     store: StoreDep,
     user: User = Depends(require("training:job:query")),
 ) -> str:
-    return training.job_logs(settings, store, training.get_job(session, user=user, job_id=job_id))
+    return jobs.job_logs(settings, store, jobs.get_job(session, user=user, job_id=job_id))
 
 
 @router.get("/{job_id}/logs/stream")
@@ -199,7 +201,7 @@ def stream_logs(
     user: User = Depends(require("training:job:query")),
 ) -> StreamingResponse:
     """Server-sent events: one `data:` event per log line while the job runs, then `event: end` with its status."""
-    training.get_job(session, user=user, job_id=job_id)  # 404 now, not inside the stream
+    jobs.get_job(session, user=user, job_id=job_id)  # 404 now, not inside the stream
     return StreamingResponse(
         _log_events(settings, store, user, job_id),
         media_type="text/event-stream",
@@ -211,9 +213,9 @@ def _log_events(settings: Settings, store: ObjectStore, user: User, job_id: int)
     sent = 0
     while True:
         with session_scope(settings.database_url) as session:
-            job = training.get_job(session, user=user, job_id=job_id)
+            job = jobs.get_job(session, user=user, job_id=job_id)
             try:
-                text = training.job_logs(settings, store, job)
+                text = jobs.job_logs(settings, store, job)
             except AipError:
                 text = ""
             status = JobStatus(job.status)

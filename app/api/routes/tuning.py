@@ -6,7 +6,8 @@ from app.api.routes.training import resolve_version_id
 from app.api.schemas import TrialPublic, TuneCreate, TuneRunPublic
 from app.db.models import TuningRun, User
 from app.db.session import session_scope
-from app.services import datasets, tuning
+from app.services.data import datasets
+from app.services.training import tuning
 
 router = APIRouter(prefix="/training/tune", tags=["tuning"])
 

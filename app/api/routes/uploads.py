@@ -14,7 +14,7 @@ from app.api.schemas_upload import PartReport, PartUrlCreate, PartUrlPublic, Upl
 from app.core.errors import invalid
 from app.db.models import User
 from app.db.session import session_scope
-from app.services import datasets, uploads
+from app.services.data import datasets, uploads
 
 router = APIRouter(prefix="/dataset/{dataset_id}/upload", tags=["uploads"])
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.client.sdk import ApiError, Client
 from app.core.config import Settings
-from app.sdk import ApiError, Client
 from tests.utils.people import PASSWORD
 
 

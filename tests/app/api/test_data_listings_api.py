@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from app.client.sdk import ApiError, Client
 from app.core.config import Settings
 from app.db.models import DatasetVersion, JobStatus, PipelineRun, QualityReport
 from app.db.session import session_scope
-from app.sdk import ApiError, Client
 from tests.utils.people import make_people
 from tests.utils.wait import wait_for
 

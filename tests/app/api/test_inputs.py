@@ -8,9 +8,9 @@ import httpx
 import pandas as pd
 import pytest
 
+from app.client.sdk import ApiError, Client
 from app.core.config import Settings
 from app.core.security import create_access_token
-from app.sdk import ApiError, Client
 from app.storage import open_store
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 

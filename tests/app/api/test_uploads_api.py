@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.client.sdk import ApiError, Client
+from app.client.uploads import file_sha256, upload_file
 from app.core.config import Settings
 from app.db.session import session_scope
-from app.sdk import ApiError, Client
-from app.services import datasets
+from app.services.data import datasets
 from app.storage import open_store
-from app.upload_client import file_sha256, upload_file
 from tests.conftest import ADMIN_PASSWORD
 from tests.utils.wait import wait_for
 
@@ -151,7 +151,7 @@ def test_bad_requests_are_4xx_and_leave_nothing(admin: Client, platform_settings
 
 def _cli(path: Path, dataset: str, api_url: str, tmp_path: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "AIP_DATA_DIR": str(tmp_path / "cli-data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    args = [sys.executable, "-m", "app.cli", "dataset", "upload", str(path), "--dataset", dataset]
+    args = [sys.executable, "-m", "app.cli.main", "dataset", "upload", str(path), "--dataset", dataset]
     args += ["--chunk-mb", str(CHUNK / 2**20), "--parallel", "1", "--url", api_url, "-u", "admin", "-p", ADMIN_PASSWORD]
     # Ctrl-C must reach the CLI even where the suite itself runs with SIGINT ignored (as a background job of a
     # non-interactive shell does, and its children inherit).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.client.sdk import Client
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
 from app.db.models import JobStatus, TrainingJob
 from app.db.session import session_scope
-from app.sdk import Client
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 from tests.utils.wait import wait_for
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete
 
+from app.client.sdk import Client
 from app.core.config import Settings
 from app.db.models import JobMetric, JobStatus, TrainingJob, TuningRun, TuningTrial
 from app.db.session import session_scope
-from app.sdk import Client
 from tests.conftest import ADMIN_PASSWORD
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 

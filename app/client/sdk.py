@@ -1,0 +1,363 @@
+"""A small Python client for the REST API.
+
+client = Client("http://127.0.0.1:8000").login("admin", "...")
+dataset = client.create_dataset("iris")
+client.upload_csv(dataset["id"], "iris.csv")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+TERMINAL_DATA_JOB_STATES = ("SUCCEEDED", "FAILED")  # quality checks and pipeline runs
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: Any) -> None:
+        message = body.get("message") if isinstance(body, dict) else str(body)
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+
+
+class Client:
+    """Authenticates with a personal API token (`token=`), or logs in and refreshes its access token itself."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 120) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=timeout)
+        self.refresh_token: str | None = None
+        if token:
+            self._bearer(token)
+
+    def _bearer(self, token: str) -> None:
+        self._http.headers["Authorization"] = f"Bearer {token}"
+
+    def login(self, username: str, password: str) -> Client:
+        self._use(self._call("POST", "/auth/login", data={"username": username, "password": password}))
+        return self
+
+    def resume(self, refresh_token: str) -> Client:
+        """Continues a saved login (the refresh token rotates: read `refresh_token` afterwards to save it)."""
+        self.refresh_token = refresh_token
+        self.refresh()
+        return self
+
+    def refresh(self) -> None:
+        if not self.refresh_token:
+            raise ApiError(401, {"message": "No login to refresh: log in again."})
+        self._use(self._call("POST", "/auth/refresh", json={"refresh_token": self.refresh_token}, _retry=False))
+
+    def _use(self, login: dict[str, Any]) -> None:
+        self.refresh_token = login["refresh_token"]
+        self._bearer(login["access_token"])
+
+    def logout(self) -> None:
+        self._call("POST", "/auth/logout")
+        self.refresh_token = None
+        self._http.headers.pop("Authorization", None)
+
+    def _call(self, method: str, path: str, _retry: bool = True, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code == 401 and _retry and self.refresh_token and "expired" in response.text:
+            self.refresh()
+            return self._call(method, path, _retry=False, **kwargs)
+        body: Any = response.json() if "json" in response.headers.get("content-type", "") else response.text
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, body)
+        return body
+
+    # account and administration
+    def account(self) -> dict[str, Any]:
+        return self._call("GET", "/account")
+
+    def change_password(self, current: str, new: str) -> None:
+        self._call("POST", "/account/password", json={"current_password": current, "new_password": new})
+
+    def create_api_token(self, name: str, scopes: list[str], expires_days: int | None = 90) -> dict[str, Any]:
+        return self._call("POST", "/account/token", json={"name": name, "scopes": scopes, "expires_days": expires_days})
+
+    def list_api_tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/account/token")
+
+    def revoke_api_token(self, token_id: int) -> None:
+        self._call("DELETE", f"/account/token/{token_id}")
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/user")
+
+    def create_user(self, username: str, password: str, roles: list[str]) -> dict[str, Any]:
+        return self._call("POST", "/system/user", json={"username": username, "password": password, "roles": roles})
+
+    def update_user(self, user_id: int, **changes: Any) -> dict[str, Any]:
+        return self._call("PATCH", f"/system/user/{user_id}", json=changes)
+
+    def reset_password(self, user_id: int, password: str) -> None:
+        self._call("POST", f"/system/user/{user_id}/password", json={"password": password})
+
+    def list_roles(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/role")
+
+    def create_role(
+        self, name: str, permissions: list[str], description: str = "", limits: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "permissions": permissions, "description": description, "limits": limits}
+        return self._call("POST", "/system/role", json=body)
+
+    def update_role(self, role_id: int, **fields: Any) -> dict[str, Any]:
+        """Changes a role: description, permissions, limits ({"max_gpus", "max_cpus", "max_jobs"})."""
+        return self._call("PUT", f"/system/role/{role_id}", json=fields)
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/audit", params={k: v for k, v in filters.items() if v is not None})
+
+    def settings(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/system/config")
+
+    def set_setting(self, key: str, value: Any) -> dict[str, Any]:
+        return self._call("PUT", f"/system/config/{key}", json={"value": value})
+
+    def share(self, kind: str, resource_id: int, username: str) -> None:
+        self._call("POST", f"/{kind}/{resource_id}/share", json={"username": username})
+
+    # datasets
+    def create_dataset(self, name: str, description: str = "") -> dict[str, Any]:
+        return self._call("POST", "/dataset", json={"name": name, "description": description})
+
+    def upload_csv(self, dataset_id: int, path: str | Path) -> dict[str, Any]:
+        path = Path(path)
+        with path.open("rb") as f:
+            return self._call("POST", f"/dataset/{dataset_id}/version", files={"file": (path.name, f, "text/csv")})
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/dataset")
+
+    def upload(self, dataset_id: int, path: str | Path, **options: Any) -> dict[str, Any]:
+        """Resumable chunked upload of any supported file: straight to S3 with presigned URLs when the platform
+        offers it (S3 storage), else through the API (options: app.client.uploads.upload_file, e.g. mode="api")."""
+        from app.client.uploads import upload_file
+
+        return upload_file(self, dataset_id, path, **options)
+
+    def get_dataset_version(self, version_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/version/{version_id}")
+
+    def dataset_profile(self, version_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/version/{version_id}/profile")
+
+    def delete_dataset_version(self, version_id: int) -> None:
+        self._call("DELETE", f"/dataset/version/{version_id}")
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        self._call("DELETE", f"/dataset/{dataset_id}")
+
+    # data jobs: versions, feature configuration, quality checks, preprocessing pipelines
+    def get_dataset(self, dataset_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/{dataset_id}")
+
+    def list_dataset_versions(self, dataset_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/dataset/{dataset_id}/version")
+
+    def set_features(
+        self, dataset_id: int, target: str | None = None, numeric: Sequence[str] = (), categorical: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The columns pipeline steps without `columns` use; returns the dataset."""
+        body = {"target": target, "numeric": list(numeric), "categorical": list(categorical)}
+        return self._call("PUT", f"/dataset/{dataset_id}/features", json=body)
+
+    def start_quality_check(self, version_id: int, **config: Any) -> dict[str, Any]:
+        """A quality check as a Ray job; config: iqr_factor, z_threshold, key_columns, column_types, max_examples."""
+        return self._call("POST", f"/dataset/version/{version_id}/quality", json=config)
+
+    def get_quality_report(self, report_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/quality/{report_id}")
+
+    def list_quality_reports(
+        self, version_id: int | None = None, *, dataset_id: int | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Reports of one version, or of every version of a dataset; newest first."""
+        path = f"/dataset/version/{version_id}/quality" if version_id is not None else f"/dataset/{dataset_id}/quality"
+        return self._call("GET", path, params={"status": status} if status else None)
+
+    def wait_quality_report(
+        self, report_id: int, timeout_s: float = 600, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_quality_report(report_id),
+            lambda r: r["status"] in TERMINAL_DATA_JOB_STATES,
+            timeout_s,
+            on_update,
+        )
+
+    def start_pipeline(self, version_id: int, steps: list[dict[str, Any]]) -> dict[str, Any]:
+        """A preprocessing run as a Ray job; on success its `output_version_id` is the new version."""
+        return self._call("POST", f"/dataset/version/{version_id}/pipeline", json={"steps": steps})
+
+    def pipeline_state(self, version_id: int) -> dict[str, Any]:
+        """The fitted state (JSON) of a version a pipeline made."""
+        return self._call("GET", f"/dataset/version/{version_id}/state")
+
+    def get_pipeline_run(self, run_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/dataset/pipeline/{run_id}")
+
+    def list_pipeline_runs(
+        self, version_id: int | None = None, *, dataset_id: int | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs on one version, or on any version of a dataset; newest first."""
+        path = (
+            f"/dataset/version/{version_id}/pipeline" if version_id is not None else f"/dataset/{dataset_id}/pipeline"
+        )
+        return self._call("GET", path, params={"status": status} if status else None)
+
+    def wait_pipeline_run(
+        self, run_id: int, timeout_s: float = 1800, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_pipeline_run(run_id),
+            lambda r: r["status"] in TERMINAL_DATA_JOB_STATES,
+            timeout_s,
+            on_update,
+        )
+
+    # training
+    def create_job(self, **spec: Any) -> dict[str, Any]:
+        return self._call("POST", "/training/job", json=spec)
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/training/job/{job_id}")
+
+    def list_jobs(self, status: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/training/job", params={"status": status} if status else None)
+
+    def job_logs(self, job_id: int) -> str:
+        return self._call("GET", f"/training/job/{job_id}/logs")
+
+    def follow_job_logs(self, job_id: int) -> Iterator[str]:
+        """Yields the job's log lines as they are written (server-sent events), until the job ends."""
+        with self._http.stream("GET", f"/training/job/{job_id}/logs/stream", timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json())
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    if event == "end":
+                        return
+                    yield line[6:] if line.startswith("data: ") else line[5:]
+                elif not line:
+                    event = "message"
+
+    def job_metrics(self, job_id: int, **query: Any) -> dict[str, Any]:
+        """Metric history; query: since, until (ISO times), offset, limit, max_points."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call("GET", f"/training/job/{job_id}/metrics", params=params)
+
+    def job_steps(self, job_id: int, **query: Any) -> dict[str, Any]:
+        """Batch-step history (loss, lr, samples_per_s); query: since, until (ISO times), offset, limit, max_points."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call("GET", f"/training/job/{job_id}/steps", params=params)
+
+    def job_usage(self, job_id: int, **query: Any) -> list[dict[str, Any]]:
+        """Resource samples of the job's workers; query: since (ISO time), limit."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call("GET", f"/training/job/{job_id}/usage", params=params)
+
+    def upload_code(self, path: str | Path) -> dict[str, Any]:
+        """Uploads training code (.py, or .zip with train.py); create a job with template="custom" and its hash."""
+        path = Path(path)
+        with path.open("rb") as f:
+            return self._call("POST", "/training/code", files={"file": (path.name, f, "application/octet-stream")})
+
+    def start_job(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/job/{job_id}/start")
+
+    def stop_job(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/job/{job_id}/stop")
+
+    def retry_job(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/job/{job_id}/retry")
+
+    def delete_job(self, job_id: int) -> None:
+        self._call("DELETE", f"/training/job/{job_id}")
+
+    # tuning
+    def create_tune(self, **spec: Any) -> dict[str, Any]:
+        """A Ray Tune run: training fields plus `search` (space, metric, mode, num_samples, scheduler asha/fifo/pbt and
+        its options, search_alg)."""
+        return self._call("POST", "/training/tune", json=spec)
+
+    def get_tune(self, run_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/training/tune/{run_id}")
+
+    def list_tunes(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/training/tune")
+
+    def stop_tune(self, run_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/training/tune/{run_id}/stop")
+
+    def tune_logs(self, run_id: int) -> str:
+        return self._call("GET", f"/training/tune/{run_id}/logs")
+
+    def wait_tune(
+        self, run_id: int, timeout_s: float = 1800, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_tune(run_id), lambda r: r["status"] in TERMINAL_JOB_STATES, timeout_s, on_update
+        )
+
+    def wait_job(
+        self, job_id: int, timeout_s: float = 900, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_job(job_id), lambda j: j["status"] in TERMINAL_JOB_STATES, timeout_s, on_update
+        )
+
+    # models and deployments
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/model")
+
+    def get_model_version(self, version_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/model/version/{version_id}")
+
+    def deploy(self, model_version_id: int, num_replicas: int = 1) -> dict[str, Any]:
+        return self._call("POST", f"/model/{model_version_id}/deploy", json={"num_replicas": num_replicas})
+
+    def get_deployment(self, deployment_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/deployment/{deployment_id}")
+
+    def wait_deployment(self, deployment_id: int, timeout_s: float = 300) -> dict[str, Any]:
+        return self._wait(
+            lambda: self.get_deployment(deployment_id), lambda d: d["status"] in ("RUNNING", "FAILED"), timeout_s
+        )
+
+    def delete_deployment(self, deployment_id: int) -> None:
+        self._call("DELETE", f"/deployment/{deployment_id}")
+
+    def predict(self, deployment_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._call("POST", f"/deployment/{deployment_id}/predict", json={"rows": rows})
+
+    @staticmethod
+    def _wait(
+        fetch: Callable[[], dict[str, Any]],
+        done: Callable[[dict[str, Any]], bool],
+        timeout_s: float,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            current = fetch()
+            if on_update:
+                on_update(current)
+            if done(current):
+                return current
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Still not done after {timeout_s:.0f} s: {current.get('status')}")
+            time.sleep(1)

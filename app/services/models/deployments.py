@@ -1,0 +1,138 @@
+"""Deployments: a model version served by its own Ray Serve application, called through the control plane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cluster import serve_control
+from app.core.config import Settings
+from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
+from app.db.models import Deployment, DeploymentStatus, ModelVersion, User
+from app.db.session import session_scope
+from app.services.identity.access import can_read, can_write, readable
+from app.services.models import registry
+from train_jobs.templates import image_cnn
+
+SERVE_TO_STATUS = {
+    "RUNNING": DeploymentStatus.RUNNING,
+    "DEPLOY_FAILED": DeploymentStatus.FAILED,
+    "UNHEALTHY": DeploymentStatus.FAILED,
+}
+
+
+def desired_apps(session: Session) -> list[serve_control.ModelApp]:
+    rows = session.scalars(select(Deployment).where(Deployment.status != DeploymentStatus.DELETING))
+    return [
+        serve_control.ModelApp(
+            name=d.app_name,
+            model_version_id=d.model_version_id,
+            artifact_key=session.get_one(ModelVersion, d.model_version_id).artifact_key,
+            num_replicas=d.num_replicas,
+        )
+        for d in rows
+    ]
+
+
+def apply_desired(settings: Settings) -> None:
+    with session_scope(settings.database_url) as session:
+        apps = desired_apps(session)
+    serve_control.apply(settings, apps)
+
+
+def deploy(settings: Settings, *, user: User, model_version_id: int, num_replicas: int) -> int:
+    with session_scope(settings.database_url) as session:
+        registry.get_version(session, user=user, version_id=model_version_id)
+        deployment = Deployment(model_version_id=model_version_id, owner_id=user.id, num_replicas=num_replicas)
+        session.add(deployment)
+        session.flush()
+        deployment_id = deployment.id
+    try:
+        apply_desired(settings)
+    except AipError:
+        with session_scope(settings.database_url) as session:
+            session.delete(session.get_one(Deployment, deployment_id))
+        raise
+    return deployment_id
+
+
+def get_deployment(session: Session, *, user: User, deployment_id: int) -> Deployment:
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None or not can_read(user, deployment):
+        raise not_found("Deployment", deployment_id)
+    return deployment
+
+
+def list_deployments(session: Session, *, user: User) -> list[Deployment]:
+    return list(session.scalars(select(Deployment).where(readable(user, Deployment)).order_by(Deployment.id)))
+
+
+def undeploy(settings: Settings, *, user: User, deployment_id: int) -> None:
+    with session_scope(settings.database_url) as session:
+        deployment = get_deployment(session, user=user, deployment_id=deployment_id)
+        if not can_write(user, deployment):
+            raise forbidden(f"Deployment {deployment_id} is not yours to delete.")
+        deployment.status = DeploymentStatus.DELETING
+    apply_desired(settings)
+    with session_scope(settings.database_url) as session:
+        session.delete(session.get_one(Deployment, deployment_id))
+
+
+def check_rows(signature: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        raise invalid("Send at least one row: {'rows': [{column: value, ...}]}.")
+    if signature.get("task") == image_cnn.IMAGE_TASK:  # decoded here too, so a bad image is a 422, not a 500
+        try:
+            image_cnn.decode_rows(rows, signature["image_size"], signature["channels"])
+        except image_cnn.InvalidData as e:
+            raise invalid(str(e)) from e
+        return
+    inputs = signature["inputs"]
+    for i, row in enumerate(rows):
+        missing = [c for c in inputs if c not in row]
+        if missing:
+            raise invalid(f"Row {i} lacks the model's input columns {missing}; every row needs all of {inputs}.")
+        # A preprocessing pipeline in front of the model converts and encodes raw values itself.
+        bad = [] if signature.get("pipeline_state_key") else [c for c in inputs if not _is_number(row[c])]
+        if bad:
+            raise invalid(f"Row {i} has non-numeric values in {bad}; the model takes numbers (or null).")
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+async def predict(deployment: Deployment, signature: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if deployment.status != DeploymentStatus.RUNNING:
+        raise conflict(f"Deployment {deployment.id} is {deployment.status}; wait until it is RUNNING.")
+    check_rows(signature, rows)
+    from ray import serve
+
+    handle = serve.get_app_handle(deployment.app_name)
+    return await handle.predict.remote(rows)
+
+
+def reconcile(settings: Settings) -> None:
+    """Moves DEPLOYING rows to RUNNING or FAILED as Serve reports; restores apps Serve lost."""
+    with session_scope(settings.database_url) as session:
+        rows = session.scalars(select(Deployment).where(Deployment.status != DeploymentStatus.DELETING)).all()
+        if not rows:  # nothing to align: spare Serve's status call (the reconcile loop runs every few seconds)
+            return
+        states = serve_control.statuses(settings)
+        lost = False
+        for d in rows:
+            app = states.get(d.app_name)
+            if app is None:
+                lost = True
+                continue
+            status = SERVE_TO_STATUS.get(app["status"])
+            if status and status != d.status:
+                d.status = status
+                d.message = app["message"] or ""
+    if lost:
+        try:
+            apply_desired(settings)
+        except AipError as e:
+            raise AipError(ErrorCode.UNAVAILABLE, f"Could not restore lost deployments: {e.message}") from e
