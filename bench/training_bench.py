@@ -29,11 +29,11 @@ import ray
 
 from app import launcher as platform
 from app.client.sdk import Client
+from app.contracts.train_config import TrainConfig
+from app.contracts.warm_pool import NAMESPACE
 from app.core.config import Settings
 from app.services.training import warm_workers
 from tests.utils.factories import TARGET, breast_cancer_split
-from train_jobs import warm_pool
-from train_jobs.job_config import TrainConfig
 from train_jobs.train_tabular import prepare_data
 
 PASSWORD = "bench-admin-password-1"
@@ -76,7 +76,7 @@ def wait_pool_warm(settings: Settings, *, if_started: bool = False, timeout_s: f
     started = time.time()
     while time.time() - started < timeout_s:
         try:
-            idle = ray.get(ray.get_actor(name, namespace=warm_pool.NAMESPACE).stats.remote())["idle"]
+            idle = ray.get(ray.get_actor(name, namespace=NAMESPACE).stats.remote())["idle"]
             if idle and all(len(p) == settings.warm_workers_per_node and None not in p for p in idle.values()):
                 return round(time.time() - started, 2)
         except ValueError:  # the platform has not started it yet

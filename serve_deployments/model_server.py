@@ -14,6 +14,7 @@ import pandas as pd
 from ray import serve
 from ray.serve import Application
 
+from app.contracts.image_cnn import IMAGE_TASK, decode_rows
 from app.core.config import get_settings
 from app.db.models import ModelVersion
 from app.db.session import session_scope
@@ -35,14 +36,14 @@ class ModelServer:
         with session_scope(settings.database_url) as session:
             version = session.get(ModelVersion, model_version_id)
             signature = dict(version.signature) if version is not None else {}
-        self.images = signature.get("task") == image_cnn.IMAGE_TASK
+        self.images = signature.get("task") == IMAGE_TASK
         self.model, self.spec = (image_cnn.load_artifact if self.images else load_artifact)(store, artifact_key)
         state_key = signature.get("pipeline_state_key")
         self.pipeline = load_state(store, state_key) if state_key else None
 
     def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if self.images:
-            images = image_cnn.decode_rows(rows, self.spec.size, self.spec.channels)
+            images = decode_rows(rows, self.spec.size, self.spec.channels)
             return image_cnn.predict(self.model, self.spec, images)
         frame = pd.DataFrame.from_records(rows)
         if self.pipeline is not None:

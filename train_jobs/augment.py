@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
-from train_jobs.job_config import Augmentation
+from app.contracts.train_config import Augmentation
 
 
 def _draw(generator: torch.Generator, n: int, p: float, device: torch.device) -> torch.Tensor:

@@ -10,8 +10,9 @@ import sys
 
 import ray
 
+from app.contracts.status import JobStatus
 from app.core.config import get_settings
-from app.db.models import DatasetVersion, JobStatus, QualityReport
+from app.db.models import DatasetVersion, QualityReport
 from app.db.session import session_scope
 from app.services.data import data_io, quality
 from app.services.data.quality_checks import QualityConfig, check

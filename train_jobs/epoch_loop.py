@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from app.contracts.train_config import TrainConfig, better
 from train_jobs import runtime
-from train_jobs.job_config import TrainConfig, better
 
 SEED = 0
 

@@ -14,10 +14,10 @@ from ray.train.torch import prepare_data_loader, prepare_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from app.contracts.train_config import Augmentation, parse
 from train_jobs import runtime
 from train_jobs.augment import augment
 from train_jobs.epoch_loop import SEED, PrepareBatch, run_epochs
-from train_jobs.job_config import Augmentation, parse
 from train_jobs.templates.image_cnn import ImageSpec, build_model, normalise
 
 EVAL_BATCH = 256

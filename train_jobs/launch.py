@@ -13,8 +13,8 @@ import sys
 
 import ray
 
+from app.contracts.train_config import WorkerPlan
 from train_jobs import prestart
-from train_jobs.job_config import WorkerPlan
 
 
 def main(argv: list[str]) -> int:

@@ -19,8 +19,9 @@ from typing import Any
 
 import ray
 
+from app.contracts.status import JobStatus
 from app.core.config import Settings, get_settings
-from app.db.models import DatasetVersion, JobStatus, PipelineRun
+from app.db.models import DatasetVersion, PipelineRun
 from app.db.session import session_scope
 from app.services.data import data_io, pipelines
 from app.services.data.pipeline_transform import fit_source

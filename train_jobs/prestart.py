@@ -37,8 +37,8 @@ from ray.train.v2._internal.util import bundle_to_remote_args
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from app.contracts.train_config import WorkerPlan
 from train_jobs import warm_pool
-from train_jobs.job_config import WorkerPlan
 
 # Ray Train's default (ScalingConfig.placement_strategy).
 PLACEMENT_STRATEGY = "PACK"

@@ -14,9 +14,9 @@ from ray.train.torch import get_device, prepare_data_loader, prepare_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from app.contracts.train_config import parse
 from train_jobs import runtime
 from train_jobs.epoch_loop import SEED, run_epochs
-from train_jobs.job_config import parse
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model
 
 

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import ray
 
+from app.contracts.status import JobStatus
+from app.contracts.templates import CUSTOM_TEMPLATE
+from app.contracts.train_config import parse
 from app.core.config import get_settings
-from app.db.models import DatasetVersion, JobStatus, TrainingJob
+from app.db.models import DatasetVersion, TrainingJob
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.training import custom_code, jobs
 from app.storage import open_store
 from train_jobs import custom_loop, runtime
-from train_jobs.job_config import parse
 from train_jobs.train_tabular import fit, register_success
 from train_jobs.train_tabular import main as run_main
-
-TEMPLATE_NAME = "custom"
 
 
 def run(job_id: int) -> None:
@@ -72,7 +72,7 @@ def run(job_id: int) -> None:
             "inputs": inputs,
             "target": config.target_column,
             "classes": [],
-            "task": TEMPLATE_NAME,
+            "task": CUSTOM_TEMPLATE,
         },
         lineage={"code_key": code_key},
     )

@@ -16,24 +16,18 @@ import numpy as np
 import pandas as pd
 import ray
 
+from app.contracts.image_cnn import IMAGE_TASK, check_classes
+from app.contracts.status import JobStatus
+from app.contracts.train_config import ImageOptions, TrainConfig, parse
 from app.core.config import get_settings
-from app.db.models import DatasetVersion, JobStatus, TrainingJob
+from app.db.models import DatasetVersion, TrainingJob
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.training import jobs
 from app.storage import open_store
 from train_jobs import image_loop, runtime
 from train_jobs.artifacts import save_artifact
-from train_jobs.job_config import ImageOptions, TrainConfig, parse
-from train_jobs.templates.image_cnn import (
-    IMAGE_TASK,
-    ImageSpec,
-    build_model,
-    check_classes,
-    fit_spec,
-    load_artifact,
-    read_zip,
-)
+from train_jobs.templates.image_cnn import ImageSpec, build_model, fit_spec, load_artifact, read_zip
 from train_jobs.train_tabular import fit, register_success, split
 from train_jobs.train_tabular import main as run_main
 

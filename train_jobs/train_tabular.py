@@ -18,8 +18,10 @@ import ray
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from sqlalchemy.orm import Session
 
+from app.contracts.status import JobStatus
+from app.contracts.train_config import TrainConfig, parse
 from app.core.config import Settings, get_settings
-from app.db.models import DatasetVersion, JobStatus, TrainingJob
+from app.db.models import DatasetVersion, TrainingJob
 from app.db.session import session_scope
 from app.services.data import datasets, pipelines
 from app.services.models import registry
@@ -28,7 +30,6 @@ from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
 from train_jobs.callbacks import MetricsRecorder
-from train_jobs.job_config import TrainConfig, parse
 from train_jobs.tabular_loop import SEED, train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model, encode_features, encode_labels, fit_spec
 from train_jobs.trainer import PlatformTorchTrainer

@@ -33,8 +33,11 @@ from ray.util.placement_group import PlacementGroup
 from ray.util.queue import Empty, Queue
 from sqlalchemy import select
 
+from app.contracts.search_space import SearchConfig
+from app.contracts.status import JobStatus, TrialStatus
+from app.contracts.train_config import TrainConfig, better, parse
 from app.core.config import get_settings
-from app.db.models import DatasetVersion, JobStatus, TuningRun, TuningTrial, utcnow
+from app.db.models import DatasetVersion, TuningRun, TuningTrial, utcnow
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.models import registry
@@ -42,12 +45,11 @@ from app.services.training import tuning
 from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
-from train_jobs.job_config import TrainConfig, better, parse
-from train_jobs.search_space import SearchConfig
 from train_jobs.tabular_loop import train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model
 from train_jobs.train_tabular import prepare_data
 from train_jobs.trainer import PlatformTorchTrainer
+from train_jobs.tune_space import pbt_mutations, ray_space
 
 
 def trial_fn(
@@ -235,7 +237,7 @@ class RecordedPBT(PopulationBasedTraining):
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.PAUSE or trial.status == Trial.PAUSED:  # Tune marks it RUNNING when it resumes
             with session_scope(self.database_url) as session:
-                _trial_row(session, self.run_id, trial).status = tuning.PAUSED
+                _trial_row(session, self.run_id, trial).status = TrialStatus.PAUSED
         return decision
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
@@ -296,7 +298,7 @@ class TrialRecorder(tune.Callback):
             last = row.history[-1] if row.history else {}
             stopped_early = self.search.scheduler == "asha" and row.iterations < (self.search.max_t or 0)
             if stopped_early and not last.get("early_stopped"):
-                row.status, row.message = tuning.EARLY_STOPPED, "Stopped early by the ASHA scheduler."
+                row.status, row.message = TrialStatus.EARLY_STOPPED, "Stopped early by the ASHA scheduler."
             else:
                 row.status = JobStatus.SUCCEEDED
 
@@ -333,7 +335,7 @@ def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: Ta
             search.max_t or config.epochs,
             time_attr="training_iteration",
             perturbation_interval=search.perturbation_interval,
-            hyperparam_mutations=search.pbt_mutations(),
+            hyperparam_mutations=pbt_mutations(search),
             quantile_fraction=search.quantile_fraction,
             synch=search.synchronous,
             custom_explore_fn=search.clamp,  # scaled values stay within the space, as its bounds were checked
@@ -349,7 +351,7 @@ def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: Ta
     storage_path, filesystem = checkpoint_storage(settings)
     return tune.Tuner(
         trainable,
-        param_space=search.ray_space(),
+        param_space=ray_space(search),
         tune_config=tune.TuneConfig(
             metric=search.metric,
             mode=search.mode,

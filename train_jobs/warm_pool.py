@@ -5,7 +5,8 @@ stack), and a job's start-up waits on its workers' start. Each node keeps a few 
 named, detached actor per platform, which owns them). A job's launcher (`train_jobs.prestart`) reserves its
 placement group as planned, then takes a warm worker on the node of each bundle; the bundle keeps the CPUs
 reserved, the warm worker (which holds no resources of its own) uses them. The platform refills the pool only while
-the cluster is quiet (`app.services.training.warm_workers`).
+the cluster is quiet (`app.services.training.warm_workers`), through the pool's handle, and starts it from a Ray task
+(`app.cluster.warm_pool`): the control plane names this module but never imports it.
 
 A taken worker becomes the job's:
 - its output goes to the job's log: Ray's log monitor routes a worker's lines to the job named by the last
@@ -20,9 +21,7 @@ This module imports only Ray and Train's worker class (no torch): the launcher u
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import os
 import sys
 import threading
@@ -36,20 +35,14 @@ from ray.train.v2._internal.execution.worker_group import WorkerGroup
 from ray.util.placement_group import PlacementGroup, placement_group_table
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from train_jobs.job_config import WorkerPlan
+from app.contracts.train_config import WorkerPlan
+from app.contracts.warm_pool import NAMESPACE
 
-NAMESPACE = "aiplatform"
 # Resources a warm worker can stand in for: its bundle holds them. GPUs and custom resources need the actor's own.
 POOLABLE_RESOURCES = frozenset({"CPU", "memory"})
 REAP_INTERVAL_S = 1.0
 PLACEMENT_WAIT_S = 1.0  # the scheduler placed the job where its group fits: this is a guard, not a wait
 TAKE_TIMEOUT_S = 10.0
-
-
-def pool_name(env_vars: dict[str, str]) -> str:
-    """One pool per platform configuration: its workers run with the platform's settings in their environment."""
-    digest = hashlib.sha256(json.dumps(env_vars, sort_keys=True).encode()).hexdigest()
-    return f"aip-warm-workers-{digest[:12]}"
 
 
 def import_torch(*, compiler: bool) -> int:

@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from train_jobs.job_config import TrainConfig
-from train_jobs.search_space import SearchConfig
+from app.contracts import tabular_mlp
+from app.contracts.search_space import SearchConfig
+from app.contracts.train_config import TrainConfig
 
 
 class Public(BaseModel):
@@ -44,12 +45,12 @@ class DatasetPublic(Public):
 
 
 class JobCreate(TrainConfig):
-    """A training job: data, template, hyperparameters and resources (see train_jobs/job_config.py)."""
+    """A training job: data, template, hyperparameters and resources (see app/contracts/train_config.py)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = Field(default=None, description="Trains on the dataset's newest version.")
     dataset_version_id: int | None = None
-    template: str = "tabular_mlp"
+    template: str = tabular_mlp.TEMPLATE_NAME
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
     start: bool = Field(default=True, description="False: keep the job CREATED until POST .../start.")
     code_hash: str | None = Field(default=None, description="Template 'custom': the hash POST /training/code gave.")
@@ -108,7 +109,7 @@ class TuneCreate(TrainConfig):
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = None
     dataset_version_id: int | None = None
-    template: str = Field(default="tabular_mlp", description="Only tabular_mlp can be tuned, for now.")
+    template: str = Field(default=tabular_mlp.TEMPLATE_NAME, description="Only tabular_mlp can be tuned, for now.")
     search: SearchConfig
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from app.contracts.status import DeploymentStatus, JobStatus, TrialStatus
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -29,31 +30,6 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class JobStatus(StrEnum):
-    CREATED = "CREATED"  # saved, not yet asked to run
-    QUEUED = "QUEUED"  # waiting for the scheduler to find room on the cluster
-    STARTING = "STARTING"  # a Ray job was submitted; its workers are starting
-    RUNNING = "RUNNING"  # the training loop runs
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    STOPPED = "STOPPED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
-
-    @property
-    def holds_resources(self) -> bool:
-        return self in (JobStatus.STARTING, JobStatus.RUNNING)
-
-
-class DeploymentStatus(StrEnum):
-    DEPLOYING = "DEPLOYING"
-    RUNNING = "RUNNING"
-    FAILED = "FAILED"
-    DELETING = "DELETING"
 
 
 user_roles = Table(
@@ -332,7 +308,7 @@ class TuningTrial(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("tuning_runs.id", ondelete="CASCADE"))
     trial_key: Mapped[str] = mapped_column(String(64))  # Ray Tune's trial id
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.RUNNING)
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.RUNNING)
     iterations: Mapped[int] = mapped_column(Integer, default=0)
     best_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_checkpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from app.contracts.train_config import Augmentation
 from train_jobs.augment import augment, gaussian_noise, horizontal_flip, random_crop, vertical_flip
 from train_jobs.epoch_loop import batch_generator
 from train_jobs.image_loop import evaluate, prepare_batch
-from train_jobs.job_config import Augmentation
 from train_jobs.templates.image_cnn import ImageSpec, build_model, normalise
 
 ALL = Augmentation(horizontal_flip=0.5, vertical_flip=0.5, crop_size=6, crop_padding=2, noise_std=0.3)

@@ -11,9 +11,9 @@ import ray
 from ray.train.v2._internal.execution.checkpoint.sync_actor import SynchronizationActor
 from ray.util.placement_group import placement_group_table, remove_placement_group
 
+from app.contracts.train_config import WorkerPlan
 from tests.utils.wait import wait_for
 from train_jobs import prestart
-from train_jobs.job_config import WorkerPlan
 
 RESOURCES = {"CPU": 0.5}
 

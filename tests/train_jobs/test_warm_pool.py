@@ -18,14 +18,16 @@ from ray.actor import ActorHandle
 from ray.util.placement_group import placement_group, remove_placement_group
 from sqlalchemy import delete
 
+from app.contracts.status import DeploymentStatus, JobStatus
+from app.contracts.train_config import WorkerPlan
+from app.contracts.warm_pool import NAMESPACE, pool_name
 from app.core.config import Settings
-from app.db.models import Deployment, DeploymentStatus, JobStatus, Model, ModelVersion, TrainingJob, utcnow
+from app.db.models import Deployment, Model, ModelVersion, TrainingJob, utcnow
 from app.db.session import session_scope, upgrade_schema
 from app.services.training import warm_workers
 from tests.utils.rows import add_dataset_version, add_user
 from tests.utils.wait import wait_for
 from train_jobs import warm_pool
-from train_jobs.job_config import WorkerPlan
 
 pytestmark = pytest.mark.ray
 
@@ -36,7 +38,7 @@ RESOURCES = {"CPU": 0.5}
 def pool(ray_driver: None, request: pytest.FixtureRequest) -> Iterator[tuple[str, ActorHandle]]:
     """A pool of its own (not the test platform's), stopped with its workers after the test."""
     env = {"AIP_TEST_POOL": request.node.name}
-    name = warm_pool.pool_name(env)
+    name = pool_name(env)
     handle = warm_pool.ensure(name, env)
     yield name, handle
     ray.kill(handle, no_restart=True)
@@ -94,7 +96,7 @@ def test_a_taken_worker_writes_to_the_job_log_and_uses_its_cpus(
             import ray
             from ray.util.placement_group import placement_group
             from train_jobs import warm_pool
-            from train_jobs.job_config import WorkerPlan
+            from app.contracts.train_config import WorkerPlan
 
             ray.init(address=sys.argv[1])
             plan = WorkerPlan(1, {"CPU": 2.0}, warm_pool=sys.argv[2])
@@ -190,7 +192,7 @@ def test_the_platform_fills_its_pool_only_while_the_cluster_is_quiet(ray_driver:
     def started_pool() -> bool:
         warm_workers.keep_warm(settings)
         try:
-            ray.get_actor(name, namespace=warm_pool.NAMESPACE)
+            ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
             return False
         return True
@@ -215,7 +217,7 @@ def test_the_platform_fills_its_pool_only_while_the_cluster_is_quiet(ray_driver:
     with session_scope(settings.database_url) as s:
         s.execute(delete(Deployment))
     assert started_pool()
-    handle = ray.get_actor(name, namespace=warm_pool.NAMESPACE)
+    handle = ray.get_actor(name, namespace=NAMESPACE)
     try:
         wait_for(lambda: warm_pids(handle, 1), timeout_s=120, what="the platform's pool filled")
     finally:

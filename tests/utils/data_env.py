@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.contracts.status import UploadStatus
 from app.core.config import Settings
 from app.db.models import UploadChunk, UploadSession, User
 from app.db.session import session_scope, upgrade_schema
@@ -87,12 +88,12 @@ class DataEnv:
             rows = session.execute(
                 select(UploadChunk.session_id, UploadChunk.index)
                 .join(UploadSession, UploadSession.id == UploadChunk.session_id)
-                .where(UploadSession.status == uploads.UploadStatus.OPEN, UploadSession.multipart_id.is_(None))
+                .where(UploadSession.status == UploadStatus.OPEN, UploadSession.multipart_id.is_(None))
             )
             keys |= {uploads.part_key(session_id, index) for session_id, index in rows}
             multipart = session.execute(
                 select(UploadSession.id, UploadSession.multipart_id, UploadSession.sha256).where(
-                    UploadSession.status == uploads.UploadStatus.OPEN, UploadSession.multipart_id.is_not(None)
+                    UploadSession.status == UploadStatus.OPEN, UploadSession.multipart_id.is_not(None)
                 )
             )
             for upload_id, multipart_id, declared in multipart:

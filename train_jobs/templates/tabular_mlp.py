@@ -1,5 +1,5 @@
 """Tabular MLP template (classification or regression): feature encoding fitted on the training rows, the
-network, prediction.
+network, prediction. Which data it takes is its contract (`app.contracts.tabular_mlp`).
 
 Training and serving share this module, so raw rows are transformed exactly the same way in both.
 """
@@ -14,15 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from app.contracts.tabular_mlp import InvalidData, check_frame
+
 if TYPE_CHECKING:  # pandas is imported where frames are used: training workers start without it
     import pandas as pd
-
-TEMPLATE_NAME = "tabular_mlp"
-MAX_CLASSES = 100
-
-
-class InvalidData(ValueError):
-    """The data does not fit the template; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -50,38 +45,6 @@ class TabularSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TabularSpec:
         return cls(**data)
-
-
-def check_frame(df: pd.DataFrame, target_column: str, task: str = "classification") -> list[str]:
-    """Returns the feature columns, or raises InvalidData naming what this template cannot take."""
-    if target_column not in df.columns:
-        raise InvalidData(
-            f"Target column {target_column!r} is not in the data; columns are: {', '.join(map(str, df.columns))}."
-        )
-    features = [str(c) for c in df.columns if c != target_column]
-    if not features:
-        raise InvalidData("The data has no feature columns besides the target.")
-    from pandas.api.types import is_numeric_dtype
-
-    non_numeric = [c for c in features if not is_numeric_dtype(df[c])]
-    if non_numeric:
-        raise InvalidData(
-            f"Feature columns {non_numeric} are not numeric; the tabular_mlp template takes numeric features "
-            "only. Encode them as numbers or drop them."
-        )
-    if df[target_column].isna().any():
-        raise InvalidData(f"Target column {target_column!r} has missing values; drop those rows first.")
-    if task == "regression":
-        if not is_numeric_dtype(df[target_column]):
-            raise InvalidData(f"Target column {target_column!r} is not numeric; regression needs a numeric target.")
-        return features
-    n_classes = df[target_column].nunique(dropna=True)
-    if n_classes < 2 or n_classes > MAX_CLASSES:
-        raise InvalidData(
-            f"Target column {target_column!r} has {n_classes} distinct values; classification needs 2 to "
-            f"{MAX_CLASSES}. For a numeric target use task 'regression'."
-        )
-    return features
 
 
 def fit_spec(df: pd.DataFrame, target_column: str, hidden_units: int = 64, task: str = "classification") -> TabularSpec:

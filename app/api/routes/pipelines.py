@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetPublic, FeatureConfig, PipelineCreate, PipelineRunPublic
-from app.api.schemas_data import DataJobStatus
+from app.contracts.status import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
 from app.services.data import pipelines

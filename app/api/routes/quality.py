@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from app.api.deps import SessionDep, SettingsDep, require
 from app.api.schemas import QualityCreate, QualityReportPublic
-from app.api.schemas_data import DataJobStatus
+from app.contracts.status import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
 from app.services.data import quality

@@ -8,9 +8,10 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage
+from app.contracts.status import JobStatus
 from app.core.config import Settings
 from app.core.errors import AipError, invalid
-from app.db.models import JobStatus, TrainingJob, User
+from app.db.models import TrainingJob, User
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.models import registry

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetVersionDetail
 from app.api.schemas_upload import PartReport, PartUrlCreate, PartUrlPublic, UploadCreate, UploadPublic
+from app.contracts.status import UploadStatus
 from app.core.errors import invalid
 from app.db.models import User
 from app.db.session import session_scope
@@ -23,7 +24,7 @@ def _public(session: SessionDep, user: User, dataset_id: int, upload_id: str) ->
     upload = uploads.get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
     public = UploadPublic.model_validate(upload)
     public.received = uploads.received(session, upload_id)
-    if upload.status == uploads.UploadStatus.OPEN:
+    if upload.status == UploadStatus.OPEN:
         public.content_known = uploads.known_content(session, user=user, upload=upload) is not None
     return public
 

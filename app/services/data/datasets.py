@@ -29,7 +29,6 @@ from app.storage import ObjectStore
 BLOB_PREFIX = "datasets/blobs/"
 STATE_PREFIX = "datasets/states/"
 safe_file_name = formats.safe_file_name
-SUPPORTED_FORMATS = formats.SUPPORTED_FORMATS
 
 
 def blob_key(sha256: str, upload_id: str | None = None) -> str:

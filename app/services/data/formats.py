@@ -23,6 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from app.contracts.formats import IMAGES, TABULAR
 from app.core.errors import invalid
 
 EXTENSIONS = {
@@ -31,10 +32,8 @@ EXTENSIONS = {
     "ndjson": "jsonl",
     "parquet": "parquet",
     "pq": "parquet",
-    "zip": "images",
+    "zip": IMAGES,
 }
-SUPPORTED_FORMATS = ("csv", "jsonl", "parquet", "images")
-TABULAR = ("csv", "jsonl", "parquet")
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}
 _STREAM_BLOCKS = 4  # blocks queued for a streaming check: bounds its memory to a few reads
 _MIXED = b"aip.mixed"  # Arrow field metadata: the column mixes JSON types
@@ -70,7 +69,7 @@ def inspect(path: Path, fmt: str) -> Inspected:
     """Rows, columns (name and type) and, for image sets, the profile; raises a 422 naming what is wrong."""
     if path.stat().st_size == 0:
         raise invalid("The file is empty.")
-    if fmt == "images":
+    if fmt == IMAGES:
         return _inspect_zip(path)
     if fmt == "parquet":
         try:

@@ -17,11 +17,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.cluster import jobs as ray_jobs
+from app.contracts import formats as dataset_formats
+from app.contracts.status import RAY_JOB_ENDED, JobStatus
 from app.core.config import Settings
 from app.core.errors import AipError, invalid, not_found
-from app.db.models import Dataset, DatasetVersion, JobStatus, PipelineRun, User, utcnow
+from app.db.models import Dataset, DatasetVersion, PipelineRun, User, utcnow
 from app.db.session import session_scope
-from app.services.data import datasets, formats
+from app.services.data import datasets
 from app.services.data.pipeline_transform import OPS, fit_transform
 from app.storage import ObjectStore
 
@@ -67,7 +69,7 @@ def feature_problems(features: dict[str, Any], columns: list[str] | None) -> lis
 
 
 def _newest_columns(dataset: Dataset) -> list[str] | None:
-    tabular = [v for v in dataset.versions if v.format in formats.TABULAR]
+    tabular = [v for v in dataset.versions if v.format in dataset_formats.TABULAR]
     return [c["name"] for c in tabular[-1].columns] if tabular else None
 
 
@@ -85,7 +87,7 @@ def start_run(settings: Settings, *, user: User, version_id: int, steps: list[di
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=version_id)
         datasets.writable_dataset(session, user=user, dataset_id=version.dataset_id)  # the new version goes there
-        if version.format not in formats.TABULAR:
+        if version.format not in dataset_formats.TABULAR:
             raise invalid(f"Version {version_id} is a {version.format} set; pipelines take tabular data.")
         run = PipelineRun(input_version_id=version.id, owner_id=user.id, steps=steps, status=JobStatus.QUEUED)
         session.add(run)
@@ -224,7 +226,7 @@ def reconcile(settings: Settings) -> None:
             if not run.ray_job_id:
                 continue
             state = ray_jobs.state(settings, run.ray_job_id)
-            if state is None or state.status in ("FAILED", "STOPPED", "SUCCEEDED"):
+            if state is None or state.status in RAY_JOB_ENDED:
                 session.refresh(run)
                 if run.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                     fail(session, run.id, (state.message if state else "") or "The run's Ray job ended early.")

@@ -32,6 +32,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, String, cast, or_, select
 
+from app.contracts import formats as dataset_formats
 from app.core.config import Settings
 from app.core.errors import invalid, not_found
 from app.db.models import DatasetVersion, User
@@ -131,7 +132,7 @@ def profile_pending(settings: Settings, store: ObjectStore) -> int:
                 version_id
                 for version_id in session.scalars(
                     select(DatasetVersion.id)
-                    .where(_without_profile(), DatasetVersion.format.in_(formats.TABULAR))
+                    .where(_without_profile(), DatasetVersion.format.in_(dataset_formats.TABULAR))
                     .order_by(DatasetVersion.id)
                     .limit(100)
                 )

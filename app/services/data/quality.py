@@ -9,11 +9,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.cluster import jobs as ray_jobs
+from app.contracts import formats as dataset_formats
+from app.contracts.status import RAY_JOB_ENDED, JobStatus
 from app.core.config import Settings
 from app.core.errors import AipError, invalid, not_found
-from app.db.models import DatasetVersion, JobStatus, QualityReport, User, utcnow
+from app.db.models import DatasetVersion, QualityReport, User, utcnow
 from app.db.session import session_scope
-from app.services.data import datasets, formats
+from app.services.data import datasets
 from app.services.data.quality_checks import QualityConfig, problems
 
 JOB_MODULE = "train_jobs.data_quality"
@@ -28,7 +30,7 @@ def start_check(settings: Settings, *, user: User, version_id: int, config: dict
     parsed = QualityConfig.from_dict(config)
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=version_id)
-        if version.format not in formats.TABULAR:
+        if version.format not in dataset_formats.TABULAR:
             raise invalid(f"Version {version_id} is a {version.format} set; quality checks take tabular data.")
         found = problems(parsed, [c["name"] for c in version.columns])
         if found:
@@ -127,7 +129,7 @@ def reconcile(settings: Settings) -> None:
             if not report.ray_job_id:
                 continue
             state = ray_jobs.state(settings, report.ray_job_id)
-            if state is None or state.status in ("FAILED", "STOPPED", "SUCCEEDED"):
+            if state is None or state.status in RAY_JOB_ENDED:
                 session.refresh(report)
                 if report.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                     reason = state.message if state else "Ray no longer knows this job (the cluster restarted)."

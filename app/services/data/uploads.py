@@ -48,6 +48,7 @@ from minio.error import S3Error
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.contracts.status import UploadStatus
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.db.models import DatasetVersion, UploadChunk, UploadSession, User, utcnow
@@ -68,14 +69,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class UploadMode(StrEnum):
     API = "api"
     DIRECT = "direct"
-
-
-class UploadStatus(StrEnum):
-    OPEN = "OPEN"
-    COMPLETING = "COMPLETING"
-    COMPLETED = "COMPLETED"
-    ABORTED = "ABORTED"
-    EXPIRED = "EXPIRED"
 
 
 def part_prefix(upload_id: str) -> str:

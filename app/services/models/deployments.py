@@ -8,13 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cluster import serve_control
+from app.contracts import image_cnn
+from app.contracts.status import DeploymentStatus
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
-from app.db.models import Deployment, DeploymentStatus, ModelVersion, User
+from app.db.models import Deployment, ModelVersion, User
 from app.db.session import session_scope
 from app.services.identity.access import can_read, can_write, readable
 from app.services.models import registry
-from train_jobs.templates import image_cnn
 
 SERVE_TO_STATUS = {
     "RUNNING": DeploymentStatus.RUNNING,

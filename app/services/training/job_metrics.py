@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import JobMetric, JobStatus, JobStepMetric, JobUsageSample, TrainingJob
+from app.contracts.status import JobStatus
+from app.db.models import JobMetric, JobStepMetric, JobUsageSample, TrainingJob
 
 
 def record_metrics(session: Session, *, job_id: int, step: int, metrics: dict[str, float]) -> None:

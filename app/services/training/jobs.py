@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from app.cluster import capacity as cluster_capacity
 from app.cluster import jobs as ray_jobs
+from app.contracts import image_cnn, tabular_mlp
+from app.contracts.status import RAY_JOB_ENDED, JobStatus
+from app.contracts.templates import CUSTOM_TEMPLATE, TEMPLATES
+from app.contracts.train_config import TrainConfig, WorkerPlan
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
 from app.db.models import (
     DatasetVersion,
     JobMetric,
-    JobStatus,
     JobStepMetric,
     JobTransition,
     JobUsageSample,
@@ -39,51 +42,10 @@ from app.services.data import datasets, formats, quality
 from app.services.identity.access import can_read, can_write, readable
 from app.services.training import custom_code, placement, queue_signal
 from app.storage import ObjectStore
-from train_jobs.job_config import TrainConfig, WorkerPlan
-from train_jobs.templates import image_cnn, tabular_mlp
 
 log = logging.getLogger(__name__)
 
 _ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass(frozen=True)
-class Template:
-    entrypoint: str  # module run as the Ray job's driver
-    code: tuple[str, ...]  # files (from the project root) whose hash is the model's code lineage
-    formats: tuple[str, ...] = formats.TABULAR  # dataset formats it trains on
-
-
-CUSTOM_TEMPLATE = "custom"
-TEMPLATES = {
-    tabular_mlp.TEMPLATE_NAME: Template(
-        entrypoint="train_jobs.train_tabular",
-        code=(
-            "train_jobs/train_tabular.py",
-            "train_jobs/tabular_loop.py",
-            "train_jobs/epoch_loop.py",
-            "train_jobs/runtime.py",
-            "train_jobs/job_config.py",
-            "train_jobs/templates/tabular_mlp.py",
-        ),
-    ),
-    image_cnn.TEMPLATE_NAME: Template(
-        entrypoint="train_jobs.train_image",
-        code=(
-            "train_jobs/train_image.py",
-            "train_jobs/image_loop.py",
-            "train_jobs/augment.py",
-            "train_jobs/epoch_loop.py",
-            "train_jobs/train_tabular.py",
-            "train_jobs/runtime.py",
-            "train_jobs/job_config.py",
-            "train_jobs/templates/image_cnn.py",
-        ),
-        formats=("images",),
-    ),
-    # The user's uploaded code; its hash is the code's sha256 (see app.services.training.custom_code).
-    CUSTOM_TEMPLATE: Template(entrypoint="train_jobs.train_custom", code=()),
-}
 
 
 @dataclass(frozen=True)
@@ -363,9 +325,6 @@ def job_logs(settings: Settings, store: ObjectStore, job: TrainingJob) -> str:
         raise AipError(ErrorCode.UNAVAILABLE, f"Logs of job {job.id} are not available: {e}") from e
 
 
-_RAY_ENDED = ("FAILED", "STOPPED", "SUCCEEDED")
-
-
 def reconcile(settings: Settings, store: ObjectStore) -> None:
     """Aligns job rows with Ray: rows whose Ray job ended or vanished are closed, a stopped row's Ray job is
     stopped, and the logs of ended jobs are kept in storage."""
@@ -379,7 +338,7 @@ def reconcile(settings: Settings, store: ObjectStore) -> None:
             state = ray_jobs.state(settings, job.ray_job_id)
             if state is None:
                 transition(session, job, JobStatus.FAILED, "Ray no longer knows this job (the cluster restarted).")
-            elif state.status in _RAY_ENDED:
+            elif state.status in RAY_JOB_ENDED:
                 # The driver records success itself; a Ray job that ended without doing so failed.
                 session.refresh(job)
                 if not JobStatus(job.status).is_terminal:
@@ -393,7 +352,7 @@ def reconcile(settings: Settings, store: ObjectStore) -> None:
         ).all()
         for job in ended:
             state = ray_jobs.state(settings, job.ray_job_id)
-            if state is not None and state.status not in _RAY_ENDED:
+            if state is not None and state.status not in RAY_JOB_ENDED:
                 if job.status == JobStatus.STOPPED:
                     _stop_ray_job(settings, job.ray_job_id)  # stopped while its submission was in flight
                 continue  # the driver is still finishing; keep its logs once it exits

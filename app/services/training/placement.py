@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.cluster.capacity import NodeState
+from app.contracts.train_config import TrainConfig
 from app.core.config import Settings
 from app.db.models import TrainingJob
 from app.db.session import session_scope
-from train_jobs.job_config import TrainConfig
 
 NODE_ID_LABEL = "ray.io/node-id"
 _EPS = 1e-9

@@ -19,15 +19,16 @@ from sqlalchemy.orm import Session
 
 from app.cluster import capacity as cluster_capacity
 from app.cluster import jobs as ray_jobs
+from app.contracts.search_space import SearchConfig
+from app.contracts.status import JobStatus
+from app.contracts.train_config import TrainConfig, parse
 from app.core.config import Settings
 from app.core.errors import AipError
-from app.db.models import JobStatus, TrainingJob, TuningRun, User
+from app.db.models import TrainingJob, TuningRun, User
 from app.db.session import session_scope
 from app.services.identity import roles
 from app.services.system import sysconfig
 from app.services.training import jobs, placement, tuning, warm_workers
-from train_jobs.job_config import TrainConfig, parse
-from train_jobs.search_space import SearchConfig
 
 log = logging.getLogger(__name__)
 

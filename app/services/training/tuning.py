@@ -14,22 +14,21 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.cluster import jobs as ray_jobs
+from app.contracts import tabular_mlp
+from app.contracts.search_space import SearchConfig
+from app.contracts.status import RAY_JOB_ENDED, JobStatus, TrialStatus
+from app.contracts.templates import TEMPLATES
+from app.contracts.train_config import TrainConfig
 from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
-from app.db.models import JobStatus, TuningRun, TuningTrial, User, utcnow
+from app.db.models import TuningRun, TuningTrial, User, utcnow
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.identity.access import can_read, can_write, readable
 from app.services.training import jobs, queue_signal
 from app.storage import ObjectStore
-from train_jobs.job_config import TrainConfig
-from train_jobs.search_space import SearchConfig
-from train_jobs.templates import tabular_mlp
 
 ENTRYPOINT = "train_jobs.tune_tabular"
-EARLY_STOPPED = "EARLY_STOPPED"  # a trial state: ASHA ended it before max_t
-PAUSED = "PAUSED"  # a trial state: PBT paused it (to exploit, or to wait for its population); it runs again
-_RAY_ENDED = ("FAILED", "STOPPED", "SUCCEEDED")
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,8 @@ def submission_id(run_id: int) -> str:
 
 def create_run(settings: Settings, store: ObjectStore, *, user: User, spec: TuneSpec) -> int:
     """Validates the run (template, data, space, resources per trial and for the trials at once) and queues it."""
-    if spec.template not in jobs.TEMPLATES:
-        raise invalid(f"Unknown template {spec.template!r}; available: {', '.join(jobs.TEMPLATES)}.")
+    if spec.template not in TEMPLATES:
+        raise invalid(f"Unknown template {spec.template!r}; available: {', '.join(TEMPLATES)}.")
     if spec.template != tabular_mlp.TEMPLATE_NAME:  # the trials train the tabular model whatever the template says
         raise invalid(
             f"Tuning supports the {tabular_mlp.TEMPLATE_NAME!r} template only, for now; train {spec.template!r}"
@@ -112,7 +111,7 @@ def set_status(session: Session, row: TuningRun, status: JobStatus, message: str
         # Trials still marked running (or paused) end with the run.
         session.execute(
             update(TuningTrial)
-            .where(TuningTrial.run_id == row.id, TuningTrial.status.in_([JobStatus.RUNNING, PAUSED]))
+            .where(TuningTrial.run_id == row.id, TuningTrial.status.in_([TrialStatus.RUNNING, TrialStatus.PAUSED]))
             .values(status=JobStatus.STOPPED if status != JobStatus.FAILED else JobStatus.FAILED)
         )
 
@@ -154,7 +153,7 @@ def reconcile(settings: Settings, store: ObjectStore) -> None:
             state = ray_jobs.state(settings, row.ray_job_id)
             if state is None:
                 set_status(session, row, JobStatus.FAILED, "Ray no longer knows this run (the cluster restarted).")
-            elif state.status in _RAY_ENDED:
+            elif state.status in RAY_JOB_ENDED:
                 session.refresh(row)
                 if not JobStatus(row.status).is_terminal:
                     set_status(session, row, JobStatus.FAILED, state.message or f"Ray job ended as {state.status}.")
@@ -166,7 +165,7 @@ def reconcile(settings: Settings, store: ObjectStore) -> None:
             )
         ).all():
             state = ray_jobs.state(settings, row.ray_job_id)
-            if state is not None and state.status not in _RAY_ENDED:
+            if state is not None and state.status not in RAY_JOB_ENDED:
                 continue
             key = f"tuning/{row.id}/driver.log"
             store.put_bytes(key, (ray_jobs.logs(settings, row.ray_job_id) if state is not None else "").encode())

@@ -1,5 +1,5 @@
 """The platform's side of the warm Train workers (`train_jobs.warm_pool`): which pool a job takes from, and
-keeping that pool topped up.
+keeping that pool topped up (through `app.cluster.warm_pool`, without importing it).
 
 A refill starts processes that import torch: on a small node they would slow whatever else runs. So the pool is
 topped up only while the cluster is quiet: no training job or tuning run starting or running, no model deployment
@@ -15,10 +15,12 @@ import datetime as dt
 from sqlalchemy import exists, func, select
 
 from app.cluster import jobs as ray_jobs
+from app.cluster import warm_pool
+from app.contracts import warm_pool as warm_pool_contract
+from app.contracts.status import DeploymentStatus, JobStatus
 from app.core.config import ENV_PREFIX, Settings
-from app.db.models import Deployment, DeploymentStatus, JobStatus, TrainingJob, TuningRun, utcnow
+from app.db.models import Deployment, TrainingJob, TuningRun, utcnow
 from app.db.session import session_scope
-from train_jobs import warm_pool
 
 # The pool's size is the platform's to change; its workers' environment (and so its name) does not depend on it.
 _SIZE_VAR = f"{ENV_PREFIX}WARM_WORKERS_PER_NODE"
@@ -30,7 +32,7 @@ def _pool_env(settings: Settings) -> dict[str, str]:
 
 def pool_name(settings: Settings) -> str | None:
     """The pool a job's launcher takes its workers from; None when the platform keeps none."""
-    return warm_pool.pool_name(_pool_env(settings)) if settings.warm_workers_per_node else None
+    return warm_pool_contract.pool_name(_pool_env(settings)) if settings.warm_workers_per_node else None
 
 
 QUIET_S = 10.0
@@ -55,4 +57,4 @@ def keep_warm(settings: Settings) -> None:
     last_end = max((end for end in ends if end is not None), default=None)
     if busy or last_end is None or utcnow() - last_end < dt.timedelta(seconds=QUIET_S):
         return
-    warm_pool.ensure(name, _pool_env(settings)).fill.remote(settings.warm_workers_per_node)
+    warm_pool.fill(name, _pool_env(settings), settings.warm_workers_per_node)

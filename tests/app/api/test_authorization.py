@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from app.client.sdk import ApiError, Client
+from app.contracts.status import DeploymentStatus, JobStatus
 from app.core.config import Settings
 from app.core.permissions import PERMISSIONS
-from app.db.models import Deployment, DeploymentStatus, JobStatus, Model, ModelVersion, TrainingJob
+from app.db.models import Deployment, Model, ModelVersion, TrainingJob
 from app.db.session import session_scope
 from tests.utils.factories import upload_frame
 from tests.utils.people import PASSWORD, People, make_people

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from app.client.sdk import ApiError, Client
+from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.db.models import DatasetVersion, JobStatus, PipelineRun, QualityReport
+from app.db.models import DatasetVersion, PipelineRun, QualityReport
 from app.db.session import session_scope
 from tests.utils.people import make_people
 from tests.utils.wait import wait_for

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from app.cli.main import app
 from app.client.sdk import Client
+from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.db.models import JobStatus, TrainingJob
+from app.db.models import TrainingJob
 from app.db.session import session_scope
 from app.services.training import job_metrics
 from tests.conftest import ADMIN_PASSWORD

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from app.client.sdk import Client
 from app.cluster import jobs as ray_jobs
+from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.db.models import JobStatus, TrainingJob
+from app.db.models import TrainingJob
 from app.db.session import session_scope
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 from tests.utils.wait import wait_for

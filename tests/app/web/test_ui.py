@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import delete
 
 from app.client.sdk import Client
+from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.db.models import JobMetric, JobStatus, TrainingJob, TuningRun, TuningTrial
+from app.db.models import JobMetric, TrainingJob, TuningRun, TuningTrial
 from app.db.session import session_scope
 from tests.conftest import ADMIN_PASSWORD
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame

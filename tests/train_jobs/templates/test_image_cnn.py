@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import zipfile
 from pathlib import Path
@@ -11,25 +10,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from pydantic import ValidationError
 
+from app.contracts.image_cnn import InvalidData, resolve_config
+from app.contracts.train_config import ImageOptions, TrainConfig
 from app.storage.local import LocalStore
 from tests.utils.images import shapes_zip
 from train_jobs.artifacts import save_artifact
-from train_jobs.job_config import ImageOptions, TrainConfig
-from train_jobs.templates.image_cnn import (
-    ImageSpec,
-    InvalidData,
-    build_model,
-    check_classes,
-    decode_rows,
-    fit_spec,
-    load_artifact,
-    normalise,
-    predict,
-    read_zip,
-    resolve_config,
-)
+from train_jobs.templates.image_cnn import ImageSpec, build_model, fit_spec, load_artifact, normalise, predict, read_zip
 from train_jobs.train_image import prepare_data
 
 
@@ -104,59 +91,6 @@ def test_split_is_seeded_stratified_and_keeps_images_with_their_labels(tmp_path:
     for image, label in zip(x_val, y_val, strict=True):
         matches = [i for i in range(len(images)) if np.array_equal(images[i], image)]
         assert {labels[i] for i in matches} == {spec.classes[label]}
-
-
-def test_classes_need_two_to_a_hundred() -> None:
-    with pytest.raises(InvalidData, match="1 class folder"):
-        check_classes(["cat", "cat"])
-    assert check_classes(["dog", "cat", "dog"]) == ["cat", "dog"]
-
-
-def test_resolve_config_fills_image_options_and_refuses_what_it_cannot_train() -> None:
-    resolved = resolve_config(TrainConfig(target_column="label"))
-    assert resolved.image == ImageOptions()
-    with pytest.raises(InvalidData, match="classification"):
-        resolve_config(TrainConfig(target_column="label", task="regression"))
-    with pytest.raises(InvalidData, match="target_column to 'label'"):
-        resolve_config(TrainConfig(target_column="species"))
-
-
-@pytest.mark.parametrize(
-    ("image", "match"),
-    [
-        ({"augmentation": {"rotate": 10}}, "rotate"),
-        ({"augmentation": {"horizontal_flip": 1.5}}, "horizontal_flip"),
-        ({"augmentation": {"vertical_flip": -0.1}}, "vertical_flip"),
-        ({"augmentation": {"noise_std": -1}}, "noise_std"),
-        ({"size": 16, "augmentation": {"crop_size": 24}}, "larger than the image"),
-        ({"size": 16, "augmentation": {"crop_size": 24, "crop_padding": 3}}, "use at most 22"),
-        ({"augmentation": {"crop_padding": 2}}, "needs augmentation.crop_size"),
-        ({"size": 2}, "size"),
-    ],
-)
-def test_bad_image_options_name_the_problem(image: dict, match: str) -> None:
-    with pytest.raises(ValidationError, match=match):
-        TrainConfig(target_column="label", image=image)
-
-
-def test_crop_as_large_as_the_padded_image_is_allowed() -> None:
-    image = {"size": 16, "augmentation": {"crop_size": 20, "crop_padding": 2}}
-    options = TrainConfig(target_column="label", image=image)
-    assert options.image is not None and options.image.augmentation.crop_size == 20
-
-
-def test_prediction_rows_take_base64_images_and_name_the_bad_row() -> None:
-    encoded = base64.b64encode(png(Image.new("RGB", (20, 20), (200, 10, 10)))).decode()
-    images = decode_rows([{"image": encoded}, {"image": "data:image/png;base64," + encoded}], 8, 3)
-    assert images.shape == (2, 3, 8, 8) and images[1, :, 4, 4].tolist() == [200, 10, 10]
-    for rows, match in [
-        ([{"image": encoded}, {"picture": encoded}], "Row 1 needs 'image'"),
-        ([{"image": 5}], "Row 0 needs 'image'"),
-        ([{"image": "not base64!"}], "Row 0: 'image' is not valid base64"),
-        ([{"image": base64.b64encode(b"plain text").decode()}], "Row 0's image is not a readable image"),
-    ]:
-        with pytest.raises(InvalidData, match=match):
-            decode_rows(rows, 8, 3)
 
 
 def test_artifact_round_trips_through_storage(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.contracts.status import JobStatus
 from app.core.errors import AipError
-from app.db.models import JobStatus, PipelineRun, QualityReport
+from app.db.models import PipelineRun, QualityReport
 from app.db.session import session_scope
 from app.services.data import pipelines, quality
 from tests.utils.data_env import DataEnv

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from app.cluster.capacity import NodeState, counts_as_failure, recent_failures
+from app.contracts.train_config import TrainConfig
 from app.services.training.placement import label_selector, prefer, score, take
-from train_jobs.job_config import TrainConfig
 
 GiB = float(2**30)
 

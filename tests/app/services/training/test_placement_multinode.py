@@ -30,10 +30,10 @@ from ray.util.placement_group import placement_group, placement_group_table, rem
 from app.cluster import capacity, local_ray
 from app.cluster.capacity import NodeState
 from app.cluster.jobs import TRAIN_ENV
+from app.contracts.train_config import TrainConfig
 from app.core.config import Settings
 from app.services.training import placement
 from tests.utils.ports import cluster_ports
-from train_jobs.job_config import TrainConfig
 from train_jobs.trainer import PlatformTorchTrainer
 
 GiB = float(2**30)

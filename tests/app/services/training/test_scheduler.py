@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.contracts.train_config import TrainConfig
 from app.core.config import Settings
 from app.core.errors import AipError
 from app.db.models import User
@@ -22,7 +23,6 @@ from app.services.training.scheduler import (
     owner_limits,
     plan,
 )
-from train_jobs.job_config import TrainConfig
 
 NODES = [{"CPU": 4.0, "GPU": 1.0, "memory": 8e9}, {"CPU": 2.0, "memory": 4e9}]
 

@@ -3,7 +3,8 @@ resource samples are kept only while the job holds its resources."""
 
 from __future__ import annotations
 
-from app.db.models import JobStatus, TrainingJob
+from app.contracts.status import JobStatus
+from app.db.models import TrainingJob
 from app.db.session import session_scope
 from app.services.training import job_metrics, jobs
 from app.services.training.scheduler import claim

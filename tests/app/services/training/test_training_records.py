@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session
 
-from app.db.models import JobStatus, TrainingJob
+from app.contracts.status import JobStatus
+from app.contracts.train_config import TrainConfig, WorkerPlan
+from app.db.models import TrainingJob
 from app.db.session import session_scope
 from app.services.training import job_metrics, jobs
 from tests.utils.rows import add_dataset_version, add_user
-from train_jobs.job_config import TrainConfig, WorkerPlan
 
 
 def add_job(s: Session) -> TrainingJob:

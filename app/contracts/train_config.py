@@ -153,7 +153,7 @@ class WorkerPlan:
     num_workers: int
     resources: dict[str, float]
     label_selector: dict[str, str] | None = None
-    warm_pool: str | None = None  # the named pool of warm workers to take them from (`train_jobs.warm_pool`)
+    warm_pool: str | None = None  # the named pool of warm workers to take them from (`app.contracts.warm_pool`)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

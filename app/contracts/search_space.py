@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from train_jobs.job_config import METRICS, TrainConfig
+from app.contracts.train_config import METRICS, TrainConfig
 
 TUNABLE = ("learning_rate", "batch_size", "weight_decay", "momentum", "hidden_units", "optimizer")
 # PBT hands one trial's weights and optimizer state to another mid-training: the parameters that shape them (the
@@ -159,23 +159,3 @@ class SearchConfig(BaseModel):
     def clamp(self, config: dict[str, Any]) -> dict[str, Any]:
         """`config` with every value of the space moved back into the space's range."""
         return {**config, **{name: p.clamp(config[name]) for name, p in self.space.items() if name in config}}
-
-    def ray_space(self) -> dict[str, Any]:
-        from ray import tune
-
-        def convert(p: Param) -> Any:
-            if p.type == "choice":
-                return tune.choice(p.values)
-            if p.type == "randint":
-                return tune.randint(int(p.low or 0), int(p.high or 0))
-            return (tune.loguniform if p.type == "loguniform" else tune.uniform)(p.low, p.high)
-
-        return {name: convert(p) for name, p in self.space.items()}
-
-    def pbt_mutations(self) -> dict[str, Any]:
-        """What PBT may change: choices shift to a neighbouring value, ranges are scaled or resampled."""
-        space = self.ray_space()
-        return {
-            name: list(self.space[name].values or []) if self.space[name].type == "choice" else space[name]
-            for name in self.hyperparam_mutations or []
-        }

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from train_jobs.job_config import TrainConfig, better
+from app.contracts.train_config import TrainConfig, better
 
 
 def test_metric_and_mode_default_by_task() -> None:
@@ -43,3 +43,27 @@ def test_better_respects_mode_and_min_delta() -> None:
     assert better(0.5, None, "max")
     assert better(0.6, 0.5, "max") and not better(0.55, 0.5, "max", min_delta=0.1)
     assert better(0.4, 0.5, "min") and not better(0.5, 0.5, "min")
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        ({"augmentation": {"rotate": 10}}, "rotate"),
+        ({"augmentation": {"horizontal_flip": 1.5}}, "horizontal_flip"),
+        ({"augmentation": {"vertical_flip": -0.1}}, "vertical_flip"),
+        ({"augmentation": {"noise_std": -1}}, "noise_std"),
+        ({"size": 16, "augmentation": {"crop_size": 24}}, "larger than the image"),
+        ({"size": 16, "augmentation": {"crop_size": 24, "crop_padding": 3}}, "use at most 22"),
+        ({"augmentation": {"crop_padding": 2}}, "needs augmentation.crop_size"),
+        ({"size": 2}, "size"),
+    ],
+)
+def test_bad_image_options_name_the_problem(image: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        TrainConfig(target_column="label", image=image)
+
+
+def test_crop_as_large_as_the_padded_image_is_allowed() -> None:
+    image = {"size": 16, "augmentation": {"crop_size": 20, "crop_padding": 2}}
+    options = TrainConfig(target_column="label", image=image)
+    assert options.image is not None and options.image.augmentation.crop_size == 20
