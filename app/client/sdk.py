@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 
-TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
-TERMINAL_DATA_JOB_STATES = ("SUCCEEDED", "FAILED")  # quality checks and pipeline runs
+from app.contracts.status import DataJobStatus, DeploymentStatus, JobStatus
+
+TERMINAL_JOB_STATES = tuple(status for status in JobStatus if status.is_terminal)
+TERMINAL_DATA_JOB_STATES = (DataJobStatus.SUCCEEDED, DataJobStatus.FAILED)  # quality checks and pipeline runs
 
 
 class ApiError(RuntimeError):
@@ -334,9 +336,8 @@ class Client:
         return self._call("GET", f"/deployment/{deployment_id}")
 
     def wait_deployment(self, deployment_id: int, timeout_s: float = 300) -> dict[str, Any]:
-        return self._wait(
-            lambda: self.get_deployment(deployment_id), lambda d: d["status"] in ("RUNNING", "FAILED"), timeout_s
-        )
+        settled = (DeploymentStatus.RUNNING, DeploymentStatus.FAILED)
+        return self._wait(lambda: self.get_deployment(deployment_id), lambda d: d["status"] in settled, timeout_s)
 
     def delete_deployment(self, deployment_id: int) -> None:
         self._call("DELETE", f"/deployment/{deployment_id}")
