@@ -19,11 +19,15 @@ class JobStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+        return self in JOB_ENDED
 
     @property
     def holds_resources(self) -> bool:
-        return self in (JobStatus.STARTING, JobStatus.RUNNING)
+        return self in JOB_ACTIVE
+
+
+JOB_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+JOB_ACTIVE = (JobStatus.STARTING, JobStatus.RUNNING)  # its Ray job holds cluster resources
 
 
 class DataJobStatus(StrEnum):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.cluster import capacity as cluster_capacity
 from app.cluster import jobs as ray_jobs
 from app.contracts.search_space import SearchConfig
-from app.contracts.status import JobStatus
+from app.contracts.status import JOB_ACTIVE, JobStatus
 from app.contracts.train_config import TrainConfig, parse
 from app.core.config import Settings
 from app.core.errors import AipError
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 Resources = dict[str, float]
 _EPS = 1e-9
 JOB, TUNE = "job", "tuning run"
-_ACTIVE = (JobStatus.STARTING, JobStatus.RUNNING)
 # Each limit: the system setting that applies when none of the user's roles sets it, and what it counts.
 LIMIT_SETTINGS = {
     "max_gpus": "quota.user_max_gpus",
@@ -251,12 +250,12 @@ def schedule(settings: Settings) -> list[Work]:
 def _active_demands(session: Session) -> list[tuple[Resources, int]]:
     """What each started job and tuning run holds (or is about to), with its owner."""
     found = []
-    for job in session.scalars(select(TrainingJob).where(TrainingJob.status.in_(_ACTIVE))):
+    for job in session.scalars(select(TrainingJob).where(TrainingJob.status.in_(JOB_ACTIVE))):
         try:
             found.append((parse(job.config).demand(), job.owner_id))
         except ValueError:
             continue
-    for run in session.scalars(select(TuningRun).where(TuningRun.status.in_(_ACTIVE))):
+    for run in session.scalars(select(TuningRun).where(TuningRun.status.in_(JOB_ACTIVE))):
         try:
             found.append((tuning_candidate(run).demand(), run.owner_id))
         except ValueError:

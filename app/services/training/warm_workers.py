@@ -17,7 +17,7 @@ from sqlalchemy import exists, func, select
 from app.cluster import jobs as ray_jobs
 from app.cluster import warm_pool
 from app.contracts import warm_pool as warm_pool_contract
-from app.contracts.status import DeploymentStatus, JobStatus
+from app.contracts.status import JOB_ACTIVE, DeploymentStatus
 from app.core.config import ENV_PREFIX, Settings
 from app.db.models import Deployment, TrainingJob, TuningRun, utcnow
 from app.db.session import session_scope
@@ -36,7 +36,6 @@ def pool_name(settings: Settings) -> str | None:
 
 
 QUIET_S = 10.0
-_ACTIVE = (JobStatus.STARTING, JobStatus.RUNNING)
 _CHANGING = (DeploymentStatus.DEPLOYING, DeploymentStatus.DELETING)
 
 
@@ -48,8 +47,8 @@ def keep_warm(settings: Settings) -> None:
     with session_scope(settings.database_url) as session:
         busy = session.scalar(
             select(
-                exists().where(TrainingJob.status.in_(_ACTIVE))
-                | exists().where(TuningRun.status.in_(_ACTIVE))
+                exists().where(TrainingJob.status.in_(JOB_ACTIVE))
+                | exists().where(TuningRun.status.in_(JOB_ACTIVE))
                 | exists().where(Deployment.status.in_(_CHANGING))
             )
         )
