@@ -15,7 +15,7 @@ from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 
 pytestmark = pytest.mark.ray
 
-EXAMPLE = Path(__file__).parents[3] / "train_jobs" / "examples" / "logistic_regression.py"
+EXAMPLE = Path(__file__).parents[4] / "train_jobs" / "examples" / "logistic_regression.py"
 
 
 def zipped(files: dict[str, str]) -> bytes:

@@ -59,7 +59,7 @@ METRICS_PORTS = {
     "DASHBOARD_METRIC_PORT": str(PORTS["ray_dashboard_port"] + 1),
     "AUTOSCALER_METRIC_PORT": str(PORTS["ray_dashboard_port"] + 2),
 }
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 MODULE = ".".join(Path(__file__).resolve().relative_to(REPO).with_suffix("").parts)
 
 
