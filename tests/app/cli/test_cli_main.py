@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli.main import app
-from app.client.sdk import Client
+from app.client import Client
 from app.core.config import Settings
 from app.db.models import JobStatus, TrainingJob
 from app.db.session import session_scope
