@@ -16,6 +16,7 @@ from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.core.permissions import ALL, BUILTIN_ROLES
 from app.core.security import hash_password, verify_password
 from app.db.models import Role, User, utcnow
+from app.services.identity import tokens
 from app.services.system import sysconfig
 
 ADMIN_PASSWORD_FILE = "admin_password"
@@ -145,14 +146,17 @@ def update_user(
 
 def set_password(session: Session, settings: Settings, *, user: User, password: str) -> None:
     """Sets a new password and ends the user's logins (their refresh tokens), so old sessions cannot go on."""
-    from app.services.identity import tokens
-
     check_password(session, settings, password, username=user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     user.failed_logins = 0
     user.locked_until = None
     tokens.revoke_sessions(session, user_id=user.id)
+
+
+def reset_password(session: Session, settings: Settings, *, user_id: int, password: str) -> None:
+    """An admin sets another user's password."""
+    set_password(session, settings, user=get_user(session, user_id), password=password)
 
 
 def change_own_password(session: Session, settings: Settings, *, user: User, current: str, new: str) -> None:
