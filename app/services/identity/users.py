@@ -43,12 +43,12 @@ def ensure_admin(session: Session, settings: Settings) -> str | None:
     ensure_builtin_roles(session)
     if session.scalar(select(User).where(User.username == settings.admin_username)):
         return None
-    generated = None if settings.admin_password else secrets.token_urlsafe(12)
-    admin = User(username=settings.admin_username, password_hash=hash_password(settings.admin_password or generated))
+    password = settings.admin_password or secrets.token_urlsafe(12)
+    admin = User(username=settings.admin_username, password_hash=hash_password(password))
     admin.roles = [_role(session, ADMIN_ROLE)]
     session.add(admin)
     session.flush()
-    return generated
+    return None if settings.admin_password else password
 
 
 def keep_admin_password(settings: Settings, password: str) -> Path:
