@@ -28,7 +28,7 @@ import pandas as pd
 import ray
 
 from app import launcher as platform
-from app.client.sdk import Client
+from app.client import Client
 from app.core.config import Settings
 from app.services.training import warm_workers
 from tests.utils.factories import TARGET, breast_cancer_split

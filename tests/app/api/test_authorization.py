@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.core.config import Settings
 from app.core.permissions import PERMISSIONS
 from app.db.models import Deployment, DeploymentStatus, JobStatus, Model, ModelVersion, TrainingJob

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete
 
-from app.client.sdk import Client
+from app.client import Client
 from app.core.config import Settings
 from app.db.models import JobMetric, JobStatus, TrainingJob, TuningRun, TuningTrial
 from app.db.session import session_scope
