@@ -74,7 +74,8 @@ def start(settings: Settings, *, timeout_s: float = 300) -> StartResult:
     path.write_text(json.dumps(asdict(running)))
     try:
         local_ray.wait_until_ready(settings, head_pid, timeout_s=timeout_s)
-        deployments.apply_desired(settings)
+        with session_scope(settings.database_url) as session:
+            deployments.apply_desired(session, settings)
         _wait_healthy(running.api_url, timeout_s)
     except BaseException:
         stop(settings)

@@ -28,7 +28,7 @@ import pandas as pd
 import ray
 
 from app import launcher as platform
-from app.client.sdk import Client
+from app.client import Client
 from app.contracts.train_config import TrainConfig
 from app.contracts.warm_pool import NAMESPACE
 from app.core.config import Settings

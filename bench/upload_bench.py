@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 
 from app import launcher as platform
-from app.client.sdk import Client
+from app.client import Client
 from app.core.config import Settings
 from app.services.data import formats
 from app.storage import ObjectStore, open_store

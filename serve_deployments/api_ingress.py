@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from sqlalchemy.orm import Session
 
 from app.api.main import create_app
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.db.session import session_scope, upgrade_schema
 from app.services.data import data_reconcile
 from app.services.identity import users
@@ -45,7 +47,7 @@ class ApiIngress:
             "training jobs": lambda: jobs.reconcile(settings, store),
             "training queue": lambda: scheduler.schedule(settings),
             "tuning runs": lambda: tuning.reconcile(settings, store),
-            "deployments": lambda: deployments.reconcile(settings),
+            "deployments": lambda: _in_session(settings, deployments.reconcile),
             "data layer": lambda: data_reconcile.reconcile(settings, store),
             "warm workers": lambda: warm_workers.keep_warm(settings),
         }
@@ -59,6 +61,12 @@ class ApiIngress:
 
     def __del__(self) -> None:
         self._stop.set()
+
+
+def _in_session(settings: Settings, step: Callable[[Session, Settings], None]) -> None:
+    """One unit of work per tick, for a step that takes its session from the caller."""
+    with session_scope(settings.database_url) as session:
+        step(session, settings)
 
 
 def build_app(_args: dict[str, Any] | None = None) -> Application:

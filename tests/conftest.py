@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from app import launcher as platform
-from app.client.sdk import Client
+from app.client import Client
 from app.core.config import Settings
 from tests.utils.ports import cluster_ports
 

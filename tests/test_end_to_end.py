@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.core.config import Settings
 from app.storage import open_store
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame

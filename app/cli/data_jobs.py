@@ -11,9 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, api_call, console, fail
-from app.cli.dataset import _client, dataset_app
-from app.client.sdk import ApiError
+from app.cli.common import PasswordOpt, UrlOpt, UserOpt, api_call, connect, console, fail
+from app.client import ApiError
+
+# Commands of `aiplatform dataset` (the dataset module adds them to its group).
+app = typer.Typer()
 
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the Ray job until it ends, then print the result.")]
 StatusOpt = Annotated[
@@ -32,10 +34,10 @@ def _follow(what: str, fetch: Callable[[], dict[str, Any]], wait: Callable[..., 
         return wait(on_update=lambda row: spinner.update(f"{what}: {row['status']}"))
 
 
-@dataset_app.command("versions")
+@app.command("versions")
 def versions(dataset_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """List a dataset's versions with their lineage."""
-    rows = api_call(lambda: _client(url, username, password).list_dataset_versions(dataset_id))
+    rows = api_call(lambda: connect(url, username, password).list_dataset_versions(dataset_id))
     table = Table("id", "version", "file", "format", "rows", "columns", "from", "created")
     for v in rows:
         origin = f"run {v['pipeline']['run_id']} on id {v['parent_id']}" if v.get("pipeline") else "upload"
@@ -52,7 +54,7 @@ def versions(dataset_id: int, url: UrlOpt = None, username: UserOpt = None, pass
     console.print(table)
 
 
-@dataset_app.command("features")
+@app.command("features")
 def features(
     dataset_id: int,
     target: Annotated[str | None, typer.Option(help="The target column (never transformed).")] = None,
@@ -63,7 +65,7 @@ def features(
     password: PasswordOpt = None,
 ) -> None:
     """Set the dataset's feature configuration: what pipeline steps without `columns` work on."""
-    client = _client(url, username, password)
+    client = connect(url, username, password)
     dataset = api_call(lambda: client.set_features(dataset_id, target, _names(numeric), _names(categorical)))
     config = dataset["feature_config"]
     console.print(
@@ -72,7 +74,7 @@ def features(
     )
 
 
-@dataset_app.command("quality")
+@app.command("quality")
 def quality(
     version_id: int,
     iqr_factor: Annotated[float, typer.Option(help="Outlier outside [Q1 - k*IQR, Q3 + k*IQR].")] = 1.5,
@@ -94,7 +96,7 @@ def quality(
         if not sep or not column or not kind:
             raise typer.BadParameter(f"{item!r}: write COLUMN=TYPE, e.g. age=int.", param_hint="--column-type")
         types[column] = kind
-    client = _client(url, username, password)
+    client = connect(url, username, password)
     config = {
         "iqr_factor": iqr_factor,
         "z_threshold": z_threshold,
@@ -154,7 +156,7 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(examples)
 
 
-@dataset_app.command("pipeline")
+@app.command("pipeline")
 def pipeline(
     version_id: int,
     steps: Annotated[
@@ -174,7 +176,7 @@ def pipeline(
         parsed = parsed["steps"]
     if not isinstance(parsed, list):
         raise typer.BadParameter(f"{steps} must hold a JSON list of steps.", param_hint="--steps")
-    client = _client(url, username, password)
+    client = connect(url, username, password)
     try:
         run = client.start_pipeline(version_id, parsed)
         console.print(f"Pipeline run {run['id']} on version {version_id}: {run['status']}")
@@ -207,7 +209,7 @@ def print_state(state: dict[str, Any]) -> None:
     console.print(f"Columns: {', '.join(state['output_columns'])}")
 
 
-@dataset_app.command("runs")
+@app.command("runs")
 def runs(
     version_id: int,
     status: StatusOpt = None,
@@ -216,7 +218,7 @@ def runs(
     password: PasswordOpt = None,
 ) -> None:
     """List the pipeline runs on a version, newest first."""
-    found = api_call(lambda: _client(url, username, password).list_pipeline_runs(version_id, status=_status(status)))
+    found = api_call(lambda: connect(url, username, password).list_pipeline_runs(version_id, status=_status(status)))
     table = Table("id", "status", "steps", "output version id", "created", "message")
     for run in found:
         ops = ", ".join(step.get("op", "?") for step in run["steps"])
@@ -225,7 +227,7 @@ def runs(
     console.print(table)
 
 
-@dataset_app.command("reports")
+@app.command("reports")
 def reports(
     version_id: int,
     status: StatusOpt = None,
@@ -234,7 +236,7 @@ def reports(
     password: PasswordOpt = None,
 ) -> None:
     """List the quality reports of a version, newest first."""
-    client = _client(url, username, password)
+    client = connect(url, username, password)
     found = api_call(lambda: client.list_quality_reports(version_id, status=_status(status)))
     table = Table("id", "status", "score", "created", "message")
     for report in found:

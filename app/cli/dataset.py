@@ -17,19 +17,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, console
-from app.client.sdk import ApiError, Client
+from app.cli import data_jobs
+from app.cli.common import PasswordOpt, UrlOpt, UserOpt, connect, console
+from app.client import ApiError, Client
 from app.client.uploads import DEFAULT_CHUNK_SIZE, DEFAULT_PARALLEL, file_sha256, upload_file
 
-dataset_app = typer.Typer(
+app = typer.Typer(
     help="Datasets: resumable uploads, versions, profiles, quality checks, pipelines.", no_args_is_help=True
 )
-
-
-def _client(url: str | None, username: str | None, password: str | None) -> Client:
-    from app.cli.main import _client as login  # the main CLI owns login and saved credentials
-
-    return login(url, username, password)
 
 
 def _dataset_id(client: Client, wanted: str | None, path: Path) -> int:
@@ -43,7 +38,7 @@ def _dataset_id(client: Client, wanted: str | None, path: Path) -> int:
     return int(client.create_dataset(name)["id"])
 
 
-@dataset_app.command("upload")
+@app.command("upload")
 def upload(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     dataset: Annotated[
@@ -59,7 +54,7 @@ def upload(
     password: PasswordOpt = None,
 ) -> None:
     """Upload files as new dataset versions. Interrupted? Run the same command again: it resumes."""
-    client = _client(url, username, password)
+    client = connect(url, username, password)
     chunk_size = max(1024, int(chunk_mb * 2**20))
     columns = (
         TextColumn("{task.description}"),
@@ -121,10 +116,10 @@ def _chunk_len(session: dict[str, Any], index: int) -> int:
     return session["chunk_size"]
 
 
-@dataset_app.command("list")
+@app.command("list")
 def list_datasets(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """List datasets and their versions."""
-    for dataset in _client(url, username, password).list_datasets():
+    for dataset in connect(url, username, password).list_datasets():
         console.print(f"{dataset['id']:>5}  {dataset['name']}")
         for v in dataset.get("versions", []):
             console.print(
@@ -132,13 +127,13 @@ def list_datasets(url: UrlOpt = None, username: UserOpt = None, password: Passwo
             )
 
 
-@dataset_app.command("profile")
+@app.command("profile")
 def profile(version_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
     """Print a version's profile (JSON)."""
-    console.print_json(json.dumps(_client(url, username, password).dataset_profile(version_id)))
+    console.print_json(json.dumps(connect(url, username, password).dataset_profile(version_id)))
 
 
-@dataset_app.command("delete")
+@app.command("delete")
 def delete(
     dataset_id: int,
     version: Annotated[int | None, typer.Option("--version-id", help="Delete only this version.")] = None,
@@ -147,7 +142,7 @@ def delete(
     password: PasswordOpt = None,
 ) -> None:
     """Delete a dataset (or one version) with every stored object only it referenced."""
-    client = _client(url, username, password)
+    client = connect(url, username, password)
     if version is None:
         client.delete_dataset(dataset_id)
     else:
@@ -155,5 +150,5 @@ def delete(
     console.print("Deleted.")
 
 
-# Data-job commands (quality, pipeline, versions, features, runs, reports) live in their own module.
-from app.cli import data_jobs  # noqa: E402, F401
+# The data-job commands (versions, features, quality, pipeline, runs, reports) belong to the same group.
+app.add_typer(data_jobs.app)

@@ -1,4 +1,4 @@
-"""A small Python client for the REST API.
+"""The REST API's operations, one method each.
 
 client = Client("http://127.0.0.1:8000").login("admin", "...")
 dataset = client.create_dataset("iris")
@@ -12,68 +12,17 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from app.client.http import ApiError, Connection
+from app.client.uploads import upload_file
 from app.contracts.status import DataJobStatus, DeploymentStatus, JobStatus
 
 TERMINAL_JOB_STATES = tuple(status for status in JobStatus if status.is_terminal)
 TERMINAL_DATA_JOB_STATES = (DataJobStatus.SUCCEEDED, DataJobStatus.FAILED)  # quality checks and pipeline runs
 
 
-class ApiError(RuntimeError):
-    def __init__(self, status: int, body: Any) -> None:
-        message = body.get("message") if isinstance(body, dict) else str(body)
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.body = body
-
-
-class Client:
-    """Authenticates with a personal API token (`token=`), or logs in and refreshes its access token itself."""
-
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 120) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=timeout)
-        self.refresh_token: str | None = None
-        if token:
-            self._bearer(token)
-
-    def _bearer(self, token: str) -> None:
-        self._http.headers["Authorization"] = f"Bearer {token}"
-
-    def login(self, username: str, password: str) -> Client:
-        self._use(self._call("POST", "/auth/login", data={"username": username, "password": password}))
-        return self
-
-    def resume(self, refresh_token: str) -> Client:
-        """Continues a saved login (the refresh token rotates: read `refresh_token` afterwards to save it)."""
-        self.refresh_token = refresh_token
-        self.refresh()
-        return self
-
-    def refresh(self) -> None:
-        if not self.refresh_token:
-            raise ApiError(401, {"message": "No login to refresh: log in again."})
-        self._use(self._call("POST", "/auth/refresh", json={"refresh_token": self.refresh_token}, _retry=False))
-
-    def _use(self, login: dict[str, Any]) -> None:
-        self.refresh_token = login["refresh_token"]
-        self._bearer(login["access_token"])
-
-    def logout(self) -> None:
-        self._call("POST", "/auth/logout")
-        self.refresh_token = None
-        self._http.headers.pop("Authorization", None)
-
-    def _call(self, method: str, path: str, _retry: bool = True, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
-        if response.status_code == 401 and _retry and self.refresh_token and "expired" in response.text:
-            self.refresh()
-            return self._call(method, path, _retry=False, **kwargs)
-        body: Any = response.json() if "json" in response.headers.get("content-type", "") else response.text
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, body)
-        return body
+class Client(Connection):
+    """The REST API's operations. Authenticates with a personal API token (`token=`), or logs in and refreshes
+    its access token itself (`Connection`)."""
 
     # account and administration
     def account(self) -> dict[str, Any]:
@@ -143,8 +92,6 @@ class Client:
     def upload(self, dataset_id: int, path: str | Path, **options: Any) -> dict[str, Any]:
         """Resumable chunked upload of any supported file: straight to S3 with presigned URLs when the platform
         offers it (S3 storage), else through the API (options: app.client.uploads.upload_file, e.g. mode="api")."""
-        from app.client.uploads import upload_file
-
         return upload_file(self, dataset_id, path, **options)
 
     def get_dataset_version(self, version_id: int) -> dict[str, Any]:

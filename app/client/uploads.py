@@ -13,12 +13,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import urllib3
 
-if TYPE_CHECKING:
-    from app.client.sdk import Client
+from app.client.http import ApiError, Connection
 
 DEFAULT_CHUNK_SIZE = 8 << 20
 DEFAULT_PARALLEL = 4
@@ -35,7 +34,7 @@ def file_sha256(path: Path, on_bytes: Callable[[int], None] | None = None) -> st
 
 
 def upload_file(
-    client: Client,
+    client: Connection,
     dataset_id: int,
     path: str | Path,
     *,
@@ -83,7 +82,7 @@ def upload_file(
 Sender = Callable[[int, bytes], Callable[[], None] | None]
 
 
-def _api_sender(client: Client, base: str) -> Sender:
+def _api_sender(client: Connection, base: str) -> Sender:
     def send(index: int, data: bytes) -> None:
         headers = {"X-Chunk-Sha256": hashlib.sha256(data).hexdigest(), "content-type": "application/octet-stream"}
         client._call("PUT", f"{base}/chunk/{index}", content=data, headers=headers)
@@ -91,11 +90,10 @@ def _api_sender(client: Client, base: str) -> Sender:
     return send
 
 
-def _direct_sender(client: Client, s3: urllib3.PoolManager, base: str) -> Sender:
+def _direct_sender(client: Connection, s3: urllib3.PoolManager, base: str) -> Sender:
     """Asks the platform for the chunk's presigned URL and PUTs the bytes straight to S3; the report of the part
     runs afterwards, so the sending thread goes on to its next chunk meanwhile.
     `s3` carries no platform credentials: the URL's signature is the only authorisation S3 sees."""
-    from app.client.sdk import ApiError
 
     def send(index: int, data: bytes) -> Callable[[], None]:
         sha256 = hashlib.sha256(data).hexdigest()

@@ -52,7 +52,7 @@ def read(settings: Settings, *, with_states: bool = False) -> Capacity:
 
     try:
         if not ray.is_initialized():
-            ray.init(address=settings.gcs_address, logging_level="ERROR", log_to_driver=False)
+            ray.init(address=settings.gcs_address, logging_level=logging.ERROR, log_to_driver=False)
         alive = [node for node in ray.nodes() if node.get("Alive")]
         nodes = [_capacity(node["Resources"]) for node in alive]
         available = _capacity(ray.available_resources())

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.core.config import Settings
 from app.services.training import jobs
 from app.storage import open_store

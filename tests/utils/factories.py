@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from app.client.sdk import Client
+from app.client import Client
 
 TARGET = "diagnosis"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.client.sdk import Client
+from app.client import Client
 
 PASSWORD = "Str0ng-passw0rd-for-tests"
 

@@ -3,8 +3,7 @@ from fastapi import APIRouter, Depends, Response
 from app.api.deps import SessionDep, SettingsDep, require
 from app.api.schemas import DeploymentPublic, PredictRequest, PredictResponse
 from app.db.models import User
-from app.db.session import session_scope
-from app.services.models import deployments, registry
+from app.services.models import deployments
 
 router = APIRouter(prefix="/deployment", tags=["deployments"])
 
@@ -23,9 +22,9 @@ def get_deployment(
 
 @router.delete("/{deployment_id}", status_code=204)
 def delete_deployment(
-    deployment_id: int, settings: SettingsDep, user: User = Depends(require("deployment:remove"))
+    deployment_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("deployment:remove"))
 ) -> Response:
-    deployments.undeploy(settings, user=user, deployment_id=deployment_id)
+    deployments.undeploy(session, settings, user=user, deployment_id=deployment_id)
     return Response(status_code=204)
 
 
@@ -36,8 +35,6 @@ async def predict(
     settings: SettingsDep,
     user: User = Depends(require("deployment:predict")),
 ) -> PredictResponse:
-    with session_scope(settings.database_url) as session:
-        deployment = deployments.get_deployment(session, user=user, deployment_id=deployment_id)
-        signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
-    result = await deployments.predict(deployment, signature, body.rows)
-    return PredictResponse(labels=result["labels"], probabilities=result["probabilities"], classes=signature["classes"])
+    # No SessionDep: the service reads in a unit of work of its own that ends before the model is awaited.
+    result = await deployments.predict(settings, user=user, deployment_id=deployment_id, rows=body.rows)
+    return PredictResponse(labels=result["labels"], probabilities=result["probabilities"], classes=result["classes"])

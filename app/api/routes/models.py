@@ -3,7 +3,6 @@ from fastapi import APIRouter, Depends
 from app.api.deps import SessionDep, SettingsDep, require
 from app.api.schemas import DeploymentPublic, DeployRequest, ModelPublic, ModelVersionPublic
 from app.db.models import User
-from app.db.session import session_scope
 from app.services.models import deployments, registry
 
 router = APIRouter(prefix="/model", tags=["models"])
@@ -22,13 +21,13 @@ def get_version(version_id: int, session: SessionDep, user: User = Depends(requi
 @router.post("/{version_id}/deploy", response_model=DeploymentPublic, status_code=202)
 def deploy(
     version_id: int,
+    session: SessionDep,
     settings: SettingsDep,
     body: DeployRequest | None = None,
     user: User = Depends(require("model:deploy")),
-) -> object:
+) -> DeploymentPublic:
     body = body or DeployRequest()
-    deployment_id = deployments.deploy(settings, user=user, model_version_id=version_id, num_replicas=body.num_replicas)
-    with session_scope(settings.database_url) as session:
-        return DeploymentPublic.model_validate(
-            deployments.get_deployment(session, user=user, deployment_id=deployment_id)
-        )
+    deployment = deployments.deploy(
+        session, settings, user=user, model_version_id=version_id, num_replicas=body.num_replicas
+    )
+    return DeploymentPublic.model_validate(deployment)

@@ -57,7 +57,7 @@ def reset_password(
     settings: SettingsDep,
     _: User = Depends(require("system:user:edit")),
 ) -> Response:
-    users.set_password(session, settings, user=users.get_user(session, user_id), password=body.password)
+    users.reset_password(session, settings, user_id=user_id, password=body.password)
     return Response(status_code=204)
 
 
@@ -134,5 +134,4 @@ def update_setting(
     settings: SettingsDep,
     user: User = Depends(require("system:config:edit")),
 ) -> dict[str, Any]:
-    sysconfig.put(session, settings, key=key, value=body.value, user=user)
-    return next(row for row in sysconfig.describe(session, settings) if row["key"] == key)
+    return sysconfig.put(session, settings, key=key, value=body.value, user=user)

@@ -18,6 +18,7 @@ needs two passes. Interpolation follows numpy's linear method (np.percentile, np
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -115,8 +116,8 @@ def _keys(values: np.ndarray) -> np.ndarray:
 
 
 def _value(key: int) -> float:
-    key = np.uint64(key)
-    bits = key ^ _SIGN if key & _SIGN else ~key
+    unsigned = np.uint64(key)
+    bits = unsigned ^ _SIGN if unsigned & _SIGN else ~unsigned
     return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
 
 
@@ -165,8 +166,8 @@ def _bucketed(columns: list[str], wanted: dict[str, list[float]], run: Pass) -> 
         refine = {t for t in refine if t[2] < 64 // _BUCKET_BITS - 1}
         if not gather and not refine:
             continue
-        parts = run(lambda frame, g=gather, f=refine: _bucket_pass(frame, g, f))
-        results = {}
+        parts = run(partial(_bucket_pass, gather=gather, refine=refine))
+        results: dict[tuple[str, int, int], list[np.ndarray]] = {}
         for part in parts:
             for target, value in part.items():
                 results.setdefault(target, []).append(value)
@@ -179,7 +180,7 @@ def _bucketed(columns: list[str], wanted: dict[str, list[float]], run: Pass) -> 
                 where[(c, r)] = _locate(sub, r, before, (p << _BUCKET_BITS), lv + 1)
     out: dict[str, list[float]] = {}
     for c in columns:
-        out[c] = [_quantile_from(totals[c], q, lambda r, c=c: found[(c, r)]) for q in wanted[c]]
+        out[c] = [_quantile_from(totals[c], q, partial(_found_at, found, c)) for q in wanted[c]]
     return out
 
 
@@ -234,6 +235,10 @@ def _ranks(n: int, q: float) -> list[int]:
         return [(n - 1) // 2] if n % 2 else [n // 2 - 1, n // 2]
     low, high, _t = _numpy_positions(n, q)
     return [low, high]
+
+
+def _found_at(found: dict[tuple[str, int], float], column: str, rank: int) -> float:
+    return found[(column, rank)]
 
 
 def _quantile_from(n: int, q: float, at: Callable[[int], float]) -> float:

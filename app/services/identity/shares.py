@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import conflict, forbidden, invalid, not_found
@@ -46,9 +46,10 @@ def unshare(session: Session, *, user: User, kind: str, resource_id: int, userna
     _resource(session, user=user, kind=kind, resource_id=resource_id)
     target = users.find_user(session, username)
     table = SHAREABLE[kind].__tablename__
-    result = session.execute(
-        delete(Share).where(Share.resource_type == table, Share.resource_id == resource_id, Share.user_id == target.id)
+    statement = delete(Share).where(
+        Share.resource_type == table, Share.resource_id == resource_id, Share.user_id == target.id
     )
+    result = cast(CursorResult[Any], session.execute(statement))  # a DELETE's result: it has a row count
     if not result.rowcount:
         raise not_found("Share with", repr(username))
 

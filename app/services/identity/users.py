@@ -16,6 +16,7 @@ from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.core.permissions import ALL, BUILTIN_ROLES
 from app.core.security import hash_password, verify_password
 from app.db.models import Role, User, utcnow
+from app.services.identity import tokens
 from app.services.system import sysconfig
 
 ADMIN_PASSWORD_FILE = "admin_password"
@@ -42,12 +43,12 @@ def ensure_admin(session: Session, settings: Settings) -> str | None:
     ensure_builtin_roles(session)
     if session.scalar(select(User).where(User.username == settings.admin_username)):
         return None
-    generated = None if settings.admin_password else secrets.token_urlsafe(12)
-    admin = User(username=settings.admin_username, password_hash=hash_password(settings.admin_password or generated))
+    password = settings.admin_password or secrets.token_urlsafe(12)
+    admin = User(username=settings.admin_username, password_hash=hash_password(password))
     admin.roles = [_role(session, ADMIN_ROLE)]
     session.add(admin)
     session.flush()
-    return generated
+    return None if settings.admin_password else password
 
 
 def keep_admin_password(settings: Settings, password: str) -> Path:
@@ -145,14 +146,17 @@ def update_user(
 
 def set_password(session: Session, settings: Settings, *, user: User, password: str) -> None:
     """Sets a new password and ends the user's logins (their refresh tokens), so old sessions cannot go on."""
-    from app.services.identity import tokens
-
     check_password(session, settings, password, username=user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     user.failed_logins = 0
     user.locked_until = None
     tokens.revoke_sessions(session, user_id=user.id)
+
+
+def reset_password(session: Session, settings: Settings, *, user_id: int, password: str) -> None:
+    """An admin sets another user's password."""
+    set_password(session, settings, user=get_user(session, user_id), password=password)
 
 
 def change_own_password(session: Session, settings: Settings, *, user: User, current: str, new: str) -> None:

@@ -37,26 +37,25 @@ def desired_apps(session: Session) -> list[serve_control.ModelApp]:
     ]
 
 
-def apply_desired(settings: Settings) -> None:
-    with session_scope(settings.database_url) as session:
-        apps = desired_apps(session)
-    serve_control.apply(settings, apps)
+def apply_desired(session: Session, settings: Settings) -> None:
+    """Pushes the deployments the database holds to Serve (one config for all of them)."""
+    serve_control.apply(settings, desired_apps(session))
 
 
-def deploy(settings: Settings, *, user: User, model_version_id: int, num_replicas: int) -> int:
-    with session_scope(settings.database_url) as session:
-        registry.get_version(session, user=user, version_id=model_version_id)
-        deployment = Deployment(model_version_id=model_version_id, owner_id=user.id, num_replicas=num_replicas)
-        session.add(deployment)
-        session.flush()
-        deployment_id = deployment.id
+def deploy(session: Session, settings: Settings, *, user: User, model_version_id: int, num_replicas: int) -> Deployment:
+    registry.get_version(session, user=user, version_id=model_version_id)
+    deployment = Deployment(model_version_id=model_version_id, owner_id=user.id, num_replicas=num_replicas)
+    session.add(deployment)
+    # Committed before Serve hears of it: Serve's config is built from committed rows, so a deploy or reconcile
+    # running at the same time cannot push a config without this one; nor does Serve's answer hold a write lock.
+    session.commit()
     try:
-        apply_desired(settings)
+        apply_desired(session, settings)
     except AipError:
-        with session_scope(settings.database_url) as session:
-            session.delete(session.get_one(Deployment, deployment_id))
+        session.delete(deployment)
+        session.commit()
         raise
-    return deployment_id
+    return deployment
 
 
 def get_deployment(session: Session, *, user: User, deployment_id: int) -> Deployment:
@@ -70,15 +69,14 @@ def list_deployments(session: Session, *, user: User) -> list[Deployment]:
     return list(session.scalars(select(Deployment).where(readable(user, Deployment)).order_by(Deployment.id)))
 
 
-def undeploy(settings: Settings, *, user: User, deployment_id: int) -> None:
-    with session_scope(settings.database_url) as session:
-        deployment = get_deployment(session, user=user, deployment_id=deployment_id)
-        if not can_write(user, deployment):
-            raise forbidden(f"Deployment {deployment_id} is not yours to delete.")
-        deployment.status = DeploymentStatus.DELETING
-    apply_desired(settings)
-    with session_scope(settings.database_url) as session:
-        session.delete(session.get_one(Deployment, deployment_id))
+def undeploy(session: Session, settings: Settings, *, user: User, deployment_id: int) -> None:
+    deployment = get_deployment(session, user=user, deployment_id=deployment_id)
+    if not can_write(user, deployment):
+        raise forbidden(f"Deployment {deployment_id} is not yours to delete.")
+    deployment.status = DeploymentStatus.DELETING
+    session.commit()  # as in deploy: the config pushed to Serve is built from committed rows
+    apply_desired(session, settings)
+    session.delete(deployment)
 
 
 def check_rows(signature: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -105,35 +103,42 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
-async def predict(deployment: Deployment, signature: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+async def predict(settings: Settings, *, user: User, deployment_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model's answer for `rows`: labels, probabilities and the model's classes."""
+    # A unit of work of its own, ended before the model is awaited: reading through the request's session would
+    # flush its pending write (an API token's last use) and hold SQLite's write lock for the whole prediction.
+    with session_scope(settings.database_url) as session:
+        deployment = get_deployment(session, user=user, deployment_id=deployment_id)
+        signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
     if deployment.status != DeploymentStatus.RUNNING:
         raise conflict(f"Deployment {deployment.id} is {deployment.status}; wait until it is RUNNING.")
     check_rows(signature, rows)
-    from ray import serve
+    from ray import serve  # lazily: Serve's client is only needed where predictions run (the API replica)
 
     handle = serve.get_app_handle(deployment.app_name)
-    return await handle.predict.remote(rows)
+    result = await handle.predict.remote(rows)
+    return {**result, "classes": signature["classes"]}
 
 
-def reconcile(settings: Settings) -> None:
+def reconcile(session: Session, settings: Settings) -> None:
     """Moves DEPLOYING rows to RUNNING or FAILED as Serve reports; restores apps Serve lost."""
-    with session_scope(settings.database_url) as session:
-        rows = session.scalars(select(Deployment).where(Deployment.status != DeploymentStatus.DELETING)).all()
-        if not rows:  # nothing to align: spare Serve's status call (the reconcile loop runs every few seconds)
-            return
-        states = serve_control.statuses(settings)
-        lost = False
-        for d in rows:
-            app = states.get(d.app_name)
-            if app is None:
-                lost = True
-                continue
-            status = SERVE_TO_STATUS.get(app["status"])
-            if status and status != d.status:
-                d.status = status
-                d.message = app["message"] or ""
+    rows = session.scalars(select(Deployment).where(Deployment.status != DeploymentStatus.DELETING)).all()
+    if not rows:  # nothing to align: spare Serve's status call (the reconcile loop runs every few seconds)
+        return
+    states = serve_control.statuses(settings)
+    lost = False
+    for d in rows:
+        app = states.get(d.app_name)
+        if app is None:
+            lost = True
+            continue
+        status = SERVE_TO_STATUS.get(app["status"])
+        if status and status != d.status:
+            d.status = status
+            d.message = app["message"] or ""
     if lost:
+        session.commit()  # the statuses read stand even if Serve refuses the restore
         try:
-            apply_desired(settings)
+            apply_desired(session, settings)
         except AipError as e:
             raise AipError(ErrorCode.UNAVAILABLE, f"Could not restore lost deployments: {e.message}") from e

@@ -124,7 +124,8 @@ def get(session: Session, settings: Settings, key: str) -> Any:
     return row.value["value"]
 
 
-def put(session: Session, settings: Settings, *, key: str, value: Any, user: User) -> None:
+def put(session: Session, settings: Settings, *, key: str, value: Any, user: User) -> dict[str, Any]:
+    """Sets a value; returns the setting as `describe` shows it."""
     spec = _spec(key)
     value = spec.validate(value)
     stored = {"encrypted": encrypt(settings, value) if value else ""} if spec.secret else {"value": value}
@@ -135,23 +136,23 @@ def put(session: Session, settings: Settings, *, key: str, value: Any, user: Use
         row.value = stored
         row.updated_by = user.id
     session.flush()
+    return _describe(session, settings, spec)
 
 
 def describe(session: Session, settings: Settings) -> list[dict[str, Any]]:
     """Every setting with its value; secrets show only whether they are set."""
-    rows = []
-    for key, spec in sorted(SPECS.items()):
-        value = get(session, settings, key)
-        rows.append(
-            {
-                "key": key,
-                "type": spec.type.__name__,
-                "value": (MASK if value else "") if spec.secret else value,
-                "default": "" if spec.secret else spec.default_for(settings),
-                "secret": spec.secret,
-                "description": spec.description,
-                "minimum": spec.minimum,
-                "maximum": spec.maximum,
-            }
-        )
-    return rows
+    return [_describe(session, settings, spec) for _, spec in sorted(SPECS.items())]
+
+
+def _describe(session: Session, settings: Settings, spec: SettingSpec) -> dict[str, Any]:
+    value = get(session, settings, spec.key)
+    return {
+        "key": spec.key,
+        "type": spec.type.__name__,
+        "value": (MASK if value else "") if spec.secret else value,
+        "default": "" if spec.secret else spec.default_for(settings),
+        "secret": spec.secret,
+        "description": spec.description,
+        "minimum": spec.minimum,
+        "maximum": spec.maximum,
+    }

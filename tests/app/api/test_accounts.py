@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.core.config import Settings
 from tests.utils.people import PASSWORD
 

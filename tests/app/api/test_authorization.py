@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.contracts.status import DeploymentStatus, JobStatus
 from app.core.config import Settings
 from app.core.permissions import PERMISSIONS

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.contracts.status import JobStatus
 from app.core.config import Settings
 from app.db.models import DatasetVersion, PipelineRun, QualityReport

@@ -8,7 +8,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.core.config import Settings
 from app.core.security import create_access_token
 from app.storage import open_store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 
 pytestmark = pytest.mark.ray
 

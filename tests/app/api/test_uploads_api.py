@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.client.uploads import file_sha256, upload_file
 from app.core.config import Settings
 from app.db.session import session_scope

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from app.cli.main import app
-from app.client.sdk import Client
+from app.client import Client
 from app.core.config import Settings
 from tests.app.api.test_data_listings_api import stored_profile
 from tests.conftest import ADMIN_PASSWORD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.client.sdk import Client
+from app.client import Client
 from app.cluster import jobs as ray_jobs
 from app.contracts.status import JobStatus
 from app.core.config import Settings

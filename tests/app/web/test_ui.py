@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete
 
-from app.client.sdk import Client
+from app.client import Client
 from app.contracts.status import JobStatus
 from app.core.config import Settings
 from app.db.models import JobMetric, TrainingJob, TuningRun, TuningTrial

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from app.client.sdk import Client
+from app.client import Client
 from tests.app.web.test_ui import browser  # noqa: F401  (the module's Chromium fixture)
 from tests.conftest import ADMIN_PASSWORD
 

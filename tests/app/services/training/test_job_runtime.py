@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from app.client.sdk import Client
+from app.client import Client
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 from tests.utils.wait import wait_for
 

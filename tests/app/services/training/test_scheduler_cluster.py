@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
 from tests.utils.wait import wait_for
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
 from app.db.models import JobStepMetric

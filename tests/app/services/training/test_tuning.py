@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from app.client.sdk import ApiError, Client
+from app.client import ApiError, Client
 from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
 from tests.utils.factories import TARGET, breast_cancer_split, upload_frame
