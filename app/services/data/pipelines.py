@@ -21,7 +21,7 @@ from app.core.config import Settings
 from app.core.errors import AipError, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, JobStatus, PipelineRun, User, utcnow
 from app.db.session import session_scope
-from app.services.data import datasets, formats
+from app.services.data import blobs, datasets, formats
 from app.services.data.pipeline_transform import OPS, fit_transform
 from app.storage import ObjectStore
 
@@ -169,7 +169,7 @@ def record_output(settings: Settings, store: ObjectStore, *, run_id: int, state:
         source = session.get_one(DatasetVersion, run.input_version_id)
         dataset_id, parent_id, stem = source.dataset_id, source.id, source.file_name.rsplit(".", 1)[0]
     state_bytes = json.dumps(state, sort_keys=True, allow_nan=False).encode()
-    state_key = f"{datasets.STATE_PREFIX}{hashlib.sha256(state_bytes).hexdigest()}.json"
+    state_key = f"{blobs.STATE_PREFIX}{hashlib.sha256(state_bytes).hexdigest()}.json"
     store.put_bytes(state_key, state_bytes)
     try:
 
@@ -191,7 +191,7 @@ def record_output(settings: Settings, store: ObjectStore, *, run_id: int, state:
             on_commit=close,
         )
     except BaseException:
-        datasets.remove_unreferenced(settings, store, [state_key])
+        blobs.remove_unreferenced(settings, store, [state_key])
         raise
 
 
