@@ -22,7 +22,8 @@ from app.core.errors import AipError, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, JobStatus, PipelineRun, User, utcnow
 from app.db.session import session_scope
 from app.services.data import blobs, datasets, formats
-from app.services.data.pipeline_transform import OPS, fit_transform
+from app.services.data.pipeline_ops import OPS
+from app.services.data.pipeline_transform import fit_transform
 from app.storage import ObjectStore
 
 JOB_MODULE = "train_jobs.preprocess"
