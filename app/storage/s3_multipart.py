@@ -92,7 +92,7 @@ class S3Multipart:
 
     def upload_part(self, key: str, multipart_id: str, number: int, data: bytes, sha256_hex: str) -> str:
         """Sends one part from the platform itself (a chunk that came through the API); returns its ETag."""
-        headers = {"x-amz-checksum-sha256": sha256_b64(sha256_hex)}
+        headers: dict[str, str | list[str] | tuple[str]] = {"x-amz-checksum-sha256": sha256_b64(sha256_hex)}
         with self._gone_or_errors(f"store part {number} of {key!r}", key, multipart_id):
             name = self._store.name(key)
             return _etag(self._client._upload_part(self._store.bucket, name, data, headers, multipart_id, number))
@@ -148,7 +148,7 @@ class S3Multipart:
                     self._store.bucket,
                     self._store.name(key),
                     body=data,
-                    headers={"Content-Type": "application/xml", "Content-MD5": md5sum_hash(data)},
+                    headers={"Content-Type": "application/xml", "Content-MD5": md5sum_hash(data) or ""},
                     query_params={"uploadId": multipart_id},
                 )
             except S3Error as e:
@@ -177,7 +177,7 @@ class S3Multipart:
                     self._store.bucket, prefix=base + prefix, key_marker=key_marker, upload_id_marker=upload_marker
                 )
             for upload in result.uploads:
-                yield upload.object_name.removeprefix(base), upload.upload_id
+                yield upload.object_name.removeprefix(base), upload.upload_id or ""
             if not result.is_truncated or not result.uploads:
                 return
             key_marker, upload_marker = result.uploads[-1].object_name, result.uploads[-1].upload_id

@@ -48,7 +48,7 @@ HEARTBEAT_S = 60.0  # a completing session's updated_at is touched this often wh
 def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int, upload_id: str) -> int:
     """Joins the parts, verifies size and sha256, records the version; returns its id. Idempotent."""
     with session_scope(settings.database_url) as session:
-        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
+        get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)  # may this user see it?
         upload = locked(session, upload_id)
         if upload is None:  # its dataset was deleted meanwhile
             raise not_found("Upload session", upload_id)
