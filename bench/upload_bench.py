@@ -39,7 +39,7 @@ from app.client import Client
 from app.core.config import Settings
 from app.services.data import formats
 from app.storage import ObjectStore, open_store
-from app.storage.s3 import S3Store
+from app.storage.base import Multipart
 from tests.utils.ports import cluster_ports
 from tests.utils.seaweedfs import seaweedfs_server
 
@@ -102,9 +102,9 @@ def main() -> None:
         finally:
             platform.stop(settings)
         store = open_store(settings)
-        assert isinstance(store, S3Store)
+        assert store.multipart is not None
         alone = complete_phases(store, path, size)
-        bound = checks_bound(store, path, chunk_size, args.parallel, raw_put, args.rounds)
+        bound = checks_bound(store, store.multipart, path, chunk_size, args.parallel, raw_put, args.rounds)
     report(size, args, modes, raw_times, rounds, alone)
     print("  " + bound)
 
@@ -178,7 +178,6 @@ def complete_phases(store: ObjectStore, path: Path, size: int) -> str:
     """The steps of a completion after S3 joined the parts, each alone: one streaming read that hashes, the
     format check (row count, columns); then both in one pass, as a completion runs them (the check parses the
     read as it streams in)."""
-    assert isinstance(store, S3Store)
     with path.open("rb") as f:
         store.put_file("bench/joined", f, size)
     back = path.with_suffix(".back")
@@ -199,7 +198,8 @@ def complete_phases(store: ObjectStore, path: Path, size: int) -> str:
 
 
 def checks_bound(
-    store: S3Store,
+    store: ObjectStore,
+    multipart: Multipart,
     path: Path,
     chunk_size: int,
     parallel: int,
@@ -210,7 +210,7 @@ def checks_bound(
     process, no HTTP hop, no read-back, no database) alternated with raw PUTs, the platform stopped."""
     raws, ideal = [raw_put()], []
     for _ in range(rounds):
-        ideal.append(checks_alone(store, path, chunk_size, parallel))
+        ideal.append(checks_alone(store, multipart, path, chunk_size, parallel))
         raws.append(raw_put())
     ratios = [min(raws[i], raws[i + 1])[0] / ideal[i][0] for i in range(rounds)]
     shown = ", ".join(f"{seconds:.2f} s ({cpu:.1f} CPU-s)" for seconds, cpu in ideal)
@@ -221,7 +221,9 @@ def checks_bound(
     )
 
 
-def checks_alone(store: S3Store, path: Path, chunk_size: int, parallel: int) -> tuple[float, float]:
+def checks_alone(
+    store: ObjectStore, multipart: Multipart, path: Path, chunk_size: int, parallel: int
+) -> tuple[float, float]:
     """An upload reduced to the work the platform's guarantees need beyond a raw PUT's: the client's whole-file
     and per-chunk sha256, the server's check of each chunk's sha256, the whole-file sha256 over the bytes as they
     pass, the format check parsing them, and each chunk sent on as a part of a multipart upload (`parallel` in
@@ -232,7 +234,7 @@ def checks_alone(store: S3Store, path: Path, chunk_size: int, parallel: int) -> 
         while block := f.read(1 << 20):
             declared.update(block)
     key = "bench/checks-alone"
-    multipart_id = store.create_multipart(key)
+    multipart_id = multipart.create(key)
     digest = hashlib.sha256()
     sent: list[tuple[int, str, Future[str]]] = []
     with path.open("rb") as f, formats.StreamCheck("csv") as check, ThreadPoolExecutor(parallel) as pool:
@@ -246,10 +248,14 @@ def checks_alone(store: S3Store, path: Path, chunk_size: int, parallel: int) -> 
             if len(sent) >= parallel:
                 sent[-parallel][2].result()
             sent.append(
-                (number, chunk_sha256, pool.submit(store.upload_part, key, multipart_id, number, data, chunk_sha256))
+                (
+                    number,
+                    chunk_sha256,
+                    pool.submit(multipart.upload_part, key, multipart_id, number, data, chunk_sha256),
+                )
             )
         parts = [(n, future.result(), sha) for n, sha, future in sent]
-        store.complete_multipart(key, multipart_id, parts)
+        multipart.complete(key, multipart_id, parts)
         assert digest.hexdigest() == declared.hexdigest()
         check.result(path)
     seconds, cpu = time.perf_counter() - start, busy_cpu_s() - cpu

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import ray
 
 from app import launcher as platform
 from app.client import Client
@@ -44,3 +45,11 @@ def running_platform(platform_settings: Settings) -> Iterator[platform.RunningPl
 @pytest.fixture(scope="session")
 def admin(running_platform: platform.RunningPlatform) -> Client:
     return Client(running_platform.api_url).login("admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def ray_driver(running_platform: platform.RunningPlatform, platform_settings: Settings) -> Iterator[None]:
+    """The test process as a Ray driver on the shared test cluster, for one module."""
+    ray.init(address=platform_settings.gcs_address, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -41,7 +41,7 @@ from app.core.config import Settings
 from app.core.errors import AipError
 from app.db.models import DatasetVersion
 from app.services.data import data_io, formats
-from app.services.data.pipeline_transform import PipelineError
+from app.services.data.pipeline_ops import PipelineError
 
 RANGE_BYTES = 16 << 20  # text bytes a task parses: about GROUP_ROWS rows of a narrow table, a bounded task
 MIN_RANGE_BYTES = 1 << 20

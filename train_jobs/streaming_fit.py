@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from app.services.data.pipeline_transform import PipelineError, apply_steps, input_columns_for
+from app.services.data.pipeline_ops import PipelineError, apply_steps, input_columns_for
 from app.services.data.quality_checks import plain_frame
 from train_jobs.staged_input import StagedInput, on_node, read_staged
 
@@ -55,7 +55,7 @@ class _Group:
 
 class BlockSource:
     """A pipeline source over Arrow blocks in Ray's object store, or over parts staged on the nodes' disks
-    (`staged`); see pipeline_transform.Source."""
+    (`staged`); see pipeline_fit.Source."""
 
     def __init__(self, blocks: list[ray.ObjectRef]) -> None:
         chunks = [blocks[i : i + 64] for i in range(0, len(blocks), 64)]

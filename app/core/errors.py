@@ -38,6 +38,11 @@ class AipError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args) with args == (message,), which breaks this signature: a raise inside a
+        # Ray task would reach the caller as a TypeError. Rebuild from the fields instead (subclasses too).
+        return _rebuild, (type(self), self.code, self.message, self.details), self.__dict__
+
     @property
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
@@ -47,6 +52,12 @@ class AipError(Exception):
         if self.details:
             body["details"] = self.details
         return body
+
+
+def _rebuild(cls: type[AipError], code: ErrorCode, message: str, details: dict[str, Any]) -> AipError:
+    error = cls.__new__(cls)
+    AipError.__init__(error, code, message, **details)
+    return error
 
 
 def invalid(message: str, **details: Any) -> AipError:

@@ -13,7 +13,7 @@ import pytest
 
 from app.client import ApiError, Client
 from app.core.config import Settings
-from app.services.data import datasets
+from app.services.data import blobs
 from app.services.data.pipeline_transform import fit_transform, transform
 from app.services.data.quality_checks import QualityConfig, check
 from app.storage import open_store
@@ -108,12 +108,12 @@ def test_pipeline_job_then_train_and_serve_raw_rows(admin: Client, platform_sett
 
     # A step that does not fit the data fails the run with the reason, and leaves no version or state behind.
     store = open_store(platform_settings)
-    states_before = sorted(store.list(datasets.STATE_PREFIX))
+    states_before = sorted(store.list(blobs.STATE_PREFIX))
     bad_steps = {"steps": [{"op": "scale", "columns": ["nope"]}]}
     bad = admin._call("POST", f"/dataset/version/{source['id']}/pipeline", json=bad_steps)
     failed = wait_done(admin, f"/dataset/pipeline/{bad['id']}")
     assert failed["status"] == "FAILED" and "nope" in failed["message"]
-    assert sorted(store.list(datasets.STATE_PREFIX)) == states_before
+    assert sorted(store.list(blobs.STATE_PREFIX)) == states_before
 
     run = admin._call("POST", f"/dataset/version/{source['id']}/pipeline", json={"steps": STEPS})
     done = wait_done(admin, f"/dataset/pipeline/{run['id']}")
@@ -128,7 +128,7 @@ def test_pipeline_job_then_train_and_serve_raw_rows(admin: Client, platform_sett
     # Ray Data reads the file as several blocks: order statistics and categories are exact, merged sums agree to
     # the last bits.
     assert_state_equal(state, json.loads(json.dumps(reference_state)))
-    produced = pd.read_parquet(io.BytesIO(store.get_bytes(datasets.blob_key(made["sha256"]))))
+    produced = pd.read_parquet(io.BytesIO(store.get_bytes(blobs.blob_key(made["sha256"]))))
     pd.testing.assert_frame_equal(produced, reference.reset_index(drop=True), check_dtype=False, atol=1e-12, rtol=0)
     assert {"texture band_rough", "texture band_smooth"} <= set(produced.columns)
 

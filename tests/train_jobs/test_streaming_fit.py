@@ -22,7 +22,8 @@ from app.core.config import Settings
 from app.db.models import DatasetVersion
 from app.services.data import formats
 from app.services.data.data_io import read_version
-from app.services.data.pipeline_transform import PipelineError, fit_source, fit_transform
+from app.services.data.pipeline_ops import PipelineError
+from app.services.data.pipeline_transform import fit_source, fit_transform
 from app.services.data.quality_checks import plain_frame
 from tests.app.services.data.test_pipeline_transform import FEATURES, raw_frame
 from tests.utils.seaweedfs import seaweedfs_server

@@ -19,9 +19,8 @@ from app.contracts.status import UploadStatus
 from app.core.config import Settings
 from app.db.models import UploadChunk, UploadSession, User
 from app.db.session import session_scope, upgrade_schema
-from app.services.data import datasets, uploads
+from app.services.data import blobs, datasets, upload_complete, upload_parts, upload_storage, uploads
 from app.storage import ObjectStore, open_store
-from app.storage.s3 import S3Store
 from tests.utils.databases import clean_database, reset_engines, selected_backends
 from tests.utils.seaweedfs import SeaweedFS
 
@@ -57,10 +56,12 @@ class DataEnv:
         )
         for index, chunk in enumerate(split(data, chunk_size)):
             self.put(dataset_id, upload_id, index, chunk, user=user)
-        return uploads.complete(self.settings, self.store, user=user, dataset_id=dataset_id, upload_id=upload_id)
+        return upload_complete.complete(
+            self.settings, self.store, user=user, dataset_id=dataset_id, upload_id=upload_id
+        )
 
     def put(self, dataset_id: int, upload_id: str, index: int, chunk: bytes, *, user: User | None = None) -> None:
-        uploads.put_chunk(
+        upload_parts.put_chunk(
             self.settings,
             self.store,
             user=user or self.owner,
@@ -75,8 +76,8 @@ class DataEnv:
         """Objects, plus S3 multipart uploads anywhere in the store that were neither completed nor aborted (as
         `multipart:KEY:ID`)."""
         keys = set(self.store.list("datasets/")) | set(self.store.list("uploads/"))
-        if isinstance(self.store, S3Store):
-            keys |= {f"multipart:{key}:{upload}" for key, upload in self.store.list_multipart_uploads()}
+        if self.store.multipart is not None:
+            keys |= {f"multipart:{key}:{upload}" for key, upload in self.store.multipart.uploads()}
         return keys
 
     def referenced_keys(self) -> set[str]:
@@ -84,20 +85,20 @@ class DataEnv:
         session with a multipart upload, that upload at the session's blob key or, once a completion joined it
         and then failed (the session reopened for another try), the joined object under that key."""
         with session_scope(self.settings.database_url) as session:
-            keys = datasets.referenced_keys(session)
+            keys = blobs.referenced_keys(session)
             rows = session.execute(
                 select(UploadChunk.session_id, UploadChunk.index)
                 .join(UploadSession, UploadSession.id == UploadChunk.session_id)
                 .where(UploadSession.status == UploadStatus.OPEN, UploadSession.multipart_id.is_(None))
             )
-            keys |= {uploads.part_key(session_id, index) for session_id, index in rows}
+            keys |= {upload_storage.part_key(session_id, index) for session_id, index in rows}
             multipart = session.execute(
                 select(UploadSession.id, UploadSession.multipart_id, UploadSession.sha256).where(
                     UploadSession.status == UploadStatus.OPEN, UploadSession.multipart_id.is_not(None)
                 )
             )
             for upload_id, multipart_id, declared in multipart:
-                key = uploads.multipart_key(upload_id, declared)
+                key = upload_storage.multipart_key(upload_id, declared)
                 keys.add(key if self.store.exists(key) else f"multipart:{key}:{multipart_id}")
         return keys
 

@@ -15,7 +15,7 @@ from app.contracts.status import UploadStatus
 from app.core.errors import invalid
 from app.db.models import User
 from app.db.session import session_scope
-from app.services.data import datasets, uploads
+from app.services.data import datasets, upload_complete, upload_parts, uploads
 
 router = APIRouter(prefix="/dataset/{dataset_id}/upload", tags=["uploads"])
 
@@ -75,7 +75,7 @@ async def put_chunk(
     request.state.audit = False  # the session's create and complete are audited, not each of its chunks
     data = await _read_body(request, settings.upload_max_chunk_bytes)
     await run_in_threadpool(
-        lambda: uploads.put_chunk(
+        lambda: upload_parts.put_chunk(
             settings,
             store,
             user=user,
@@ -96,14 +96,15 @@ def part_url(
     index: int,
     body: PartUrlCreate,
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
     user: User = Depends(require("dataset:upload")),
 ) -> PartUrlPublic:
     """A direct session's presigned URL for one chunk: PUT exactly the chunk's bytes there, with `headers`."""
     request.state.audit = False  # per chunk, like the chunks themselves
-    request_url = uploads.part_url(
-        settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id, index=index, sha256=body.sha256
+    request_url = upload_parts.part_url(
+        session, settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id, index=index, sha256=body.sha256
     )
     return PartUrlPublic.model_validate(request_url)
 
@@ -121,7 +122,7 @@ def report_part(
 ) -> Response:
     """Records a chunk PUT to S3: the platform checks the part's size and ETag with S3 first."""
     request.state.audit = False  # like chunks through the API: the session's create and complete are audited
-    uploads.report_part(
+    upload_parts.report_part(
         settings,
         store,
         user=user,
@@ -157,7 +158,7 @@ async def complete_upload(
     user: User = Depends(require("dataset:upload")),
 ) -> DatasetVersionDetail:
     version_id = await run_in_threadpool(
-        lambda: uploads.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
+        lambda: upload_complete.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
     )
     with session_scope(settings.database_url) as session:
         return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))

@@ -1,9 +1,13 @@
-"""Datasets and their immutable versions, stored once per content.
+"""Datasets and their immutable versions, stored once per content (where: `blobs`).
 
-Every version's bytes live under `datasets/blobs/`: at `<sha256>`, or at `<sha256>.<upload id>` where an upload
-joined them inside S3. Identical content uploaded twice (by any route, to any dataset) is stored once and
-referenced by both rows: a new version shares the blob of a version with the same sha256 and size. A blob is
-removed when the last row referencing it is deleted, so the store holds exactly what the database references.
+Identical content uploaded twice (by any route, to any dataset) is stored once and referenced by both rows: a new
+version shares the blob of a version with the same sha256 and size. A blob is removed when the last row
+referencing it is deleted, so the store holds exactly what the database references.
+
+Database sessions: reads and row-only writes take the caller's `Session`. Adding and deleting versions open their
+own transactions (`session_scope`), because rows and stored objects change in an order that never leaves an
+orphan: bytes are stored before the row that references them commits, and removed only after the commit that
+dropped their last reference.
 """
 
 from __future__ import annotations
@@ -21,20 +25,10 @@ from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, ModelVersion, TrainingJob, UploadSession, User
 from app.db.session import session_scope
-from app.services.data import formats
+from app.services.data import blobs, formats, upload_storage
 from app.services.identity.access import can_read, can_write, readable
 from app.services.system import sysconfig
 from app.storage import ObjectStore
-
-BLOB_PREFIX = "datasets/blobs/"
-STATE_PREFIX = "datasets/states/"
-safe_file_name = formats.safe_file_name
-
-
-def blob_key(sha256: str, upload_id: str | None = None) -> str:
-    """Where content with this sha256 is stored; with `upload_id`, where S3 joins that upload's parts, for its
-    version to reference once the bytes are verified."""
-    return f"{BLOB_PREFIX}{sha256[:2]}/{sha256}" + (f".{upload_id}" if upload_id else "")
 
 
 def create_dataset(session: Session, *, owner: User, name: str, description: str = "") -> Dataset:
@@ -187,10 +181,10 @@ def record_version(
     num_rows, columns, profile = inspected or formats.inspect(path, fmt)
     size = path.stat().st_size
     with session_scope(settings.database_url) as session:
-        key = stored_content(session, sha256=sha256, size=size) or stored_key
+        key = blobs.stored_content(session, sha256=sha256, size=size) or stored_key
     wrote = False
     if key is None:
-        key = blob_key(sha256)
+        key = blobs.blob_key(sha256)
         if not store.exists(key):
             with path.open("rb") as f:
                 store.put_file(key, f, size)
@@ -224,7 +218,7 @@ def record_version(
     except BaseException:
         if wrote:
             with session_scope(settings.database_url) as session:
-                _delete_unreferenced(session, store, [key])
+                blobs.delete_unreferenced(session, store, [key])
         raise
     if stored_key is not None and key != stored_key:  # the content was stored already: keep one copy
         store.delete(stored_key)
@@ -235,16 +229,6 @@ def record_version(
         with path.open("rb") as f:
             store.put_file(key, f, size)
     return version_id
-
-
-def stored_content(session: Session, *, sha256: str, size: int) -> str | None:
-    """The key of stored bytes with this sha256 and size (any version's, readable or not), if there are any."""
-    return session.scalar(
-        select(DatasetVersion.storage_key)
-        .where(DatasetVersion.sha256 == sha256, DatasetVersion.size_bytes == size)
-        .order_by(DatasetVersion.id)
-        .limit(1)
-    )
 
 
 def find_readable_content(session: Session, *, user: User, sha256: str, size: int) -> DatasetVersion | None:
@@ -265,7 +249,7 @@ def delete_version(settings: Settings, store: ObjectStore, *, user: User, versio
         _check_unused(session, [version.id])
         keys = [version.storage_key, *([version.state_key] if version.state_key else [])]
         session.delete(version)
-    remove_unreferenced(settings, store, keys)
+    blobs.remove_unreferenced(settings, store, keys)
 
 
 def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int) -> None:
@@ -280,11 +264,9 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
             )
         ).all()
         session.delete(dataset)  # versions by ORM cascade; upload sessions, chunks, reports by FK cascade
-    from app.services.data.uploads import discard_stored  # uploads builds on this module
-
     for upload_id, multipart_id, sha256 in open_uploads:
-        discard_stored(settings, store, upload_id, multipart_id, sha256)
-    remove_unreferenced(settings, store, keys)
+        upload_storage.discard_stored(settings, store, upload_id, multipart_id, sha256)
+    blobs.remove_unreferenced(settings, store, keys)
 
 
 def _check_unused(session: Session, version_ids: list[int]) -> None:
@@ -297,33 +279,6 @@ def _check_unused(session: Session, version_ids: list[int]) -> None:
             f"Dataset versions {version_ids} are used by training jobs {jobs} and model versions {models}; "
             "delete those first (lineage must not point at missing data)."
         )
-
-
-def remove_unreferenced(settings: Settings, store: ObjectStore, keys: list[str]) -> None:
-    """Deletes those of `keys` (blobs, pipeline states) that no version references any more."""
-    with session_scope(settings.database_url) as session:
-        _delete_unreferenced(session, store, keys)
-
-
-def _delete_unreferenced(session: Session, store: ObjectStore, keys: list[str]) -> None:
-    for key in set(keys):
-        used = session.scalar(
-            select(func.count())
-            .select_from(DatasetVersion)
-            .where((DatasetVersion.storage_key == key) | (DatasetVersion.state_key == key))
-        )
-        if not used:
-            store.delete(key)
-
-
-def referenced_keys(session: Session) -> set[str]:
-    """Every object key the database references in the data layer (for orphan checks)."""
-    keys: set[str] = set()
-    for storage_key, state_key in session.execute(select(DatasetVersion.storage_key, DatasetVersion.state_key)):
-        keys.add(storage_key)
-        if state_key:
-            keys.add(state_key)
-    return keys
 
 
 def download_to(store: ObjectStore, version: DatasetVersion, dest: Path) -> Path:

@@ -23,8 +23,9 @@ from app.core.config import Settings
 from app.core.errors import AipError, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, PipelineRun, User, utcnow
 from app.db.session import session_scope
-from app.services.data import datasets
-from app.services.data.pipeline_transform import OPS, fit_transform
+from app.services.data import blobs, datasets
+from app.services.data.pipeline_ops import OPS
+from app.services.data.pipeline_transform import fit_transform
 from app.storage import ObjectStore
 
 JOB_MODULE = "train_jobs.preprocess"
@@ -171,7 +172,7 @@ def record_output(settings: Settings, store: ObjectStore, *, run_id: int, state:
         source = session.get_one(DatasetVersion, run.input_version_id)
         dataset_id, parent_id, stem = source.dataset_id, source.id, source.file_name.rsplit(".", 1)[0]
     state_bytes = json.dumps(state, sort_keys=True, allow_nan=False).encode()
-    state_key = f"{datasets.STATE_PREFIX}{hashlib.sha256(state_bytes).hexdigest()}.json"
+    state_key = f"{blobs.STATE_PREFIX}{hashlib.sha256(state_bytes).hexdigest()}.json"
     store.put_bytes(state_key, state_bytes)
     try:
 
@@ -193,7 +194,7 @@ def record_output(settings: Settings, store: ObjectStore, *, run_id: int, state:
             on_commit=close,
         )
     except BaseException:
-        datasets.remove_unreferenced(settings, store, [state_key])
+        blobs.remove_unreferenced(settings, store, [state_key])
         raise
 
 

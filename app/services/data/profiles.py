@@ -10,6 +10,9 @@ The file is read in record batches (pyarrow) and each column's statistics are me
 stays bounded whatever the file's size. Counts, min/max/mean/std and histograms are exact. Unique counts and top
 values are exact up to a budget of distinct values per column; past it the column says `approximate`, its unique
 count is a k-minimum-values estimate (about 1.6% error) and its top values come from the counts kept.
+
+Database sessions: profiling opens its own short transactions (read the version, then store its profile) so none
+is held open while a large file is downloaded and read, which takes minutes.
 """
 
 from __future__ import annotations

@@ -25,44 +25,38 @@ expires; every path that ends a session without a version removes them, aborts t
 a joined object no version references. A part is written before its row: a part whose session ended meanwhile is
 removed by the writer itself (it re-checks the session under a row lock), or refused by S3 once the multipart
 upload is aborted, so no sequence of requests leaves one behind.
+
+This module holds the sessions (open, read, abort, expire); `upload_parts` receives the chunks (through the API or
+direct to storage), `upload_complete` joins and verifies them, `upload_storage` says where their bytes wait.
+Database sessions: functions that only read or write rows take the caller's `Session`. Those that also call the
+storage open their own transactions (`session_scope`), because the order of row and object writes is what keeps
+the store free of orphans (a row commits only once its bytes exist; bytes go only after their row has ended), and
+a caller's transaction would commit only after the storage calls.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import re
 import secrets
-import tempfile
-import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
 
-from minio.error import S3Error
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.contracts.status import UploadStatus
 from app.core.config import Settings
-from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
+from app.core.errors import conflict, invalid, not_found
 from app.db.models import DatasetVersion, UploadChunk, UploadSession, User, utcnow
 from app.db.session import session_scope
 from app.services.data import datasets, formats, upload_spool
+from app.services.data.upload_storage import discard_stored, multipart_key
 from app.services.identity.access import can_write
 from app.storage import ObjectStore
-from app.storage.s3 import PartsRejected, S3Store, sha256_b64
 
 MIN_CHUNK_BYTES = 1024
 MAX_CHUNKS = 10_000
-S3_MIN_PART_BYTES = 5 << 20
-COMPOSE_PREFETCH = 4
-HEARTBEAT_S = 60.0  # a completing session's updated_at is touched this often while it reads back
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -71,23 +65,10 @@ class UploadMode(StrEnum):
     DIRECT = "direct"
 
 
-def part_prefix(upload_id: str) -> str:
-    return f"uploads/{upload_id}/"
-
-
-def part_key(upload_id: str, index: int) -> str:
-    return f"{part_prefix(upload_id)}{index:06d}"
-
-
-def multipart_key(upload_id: str, sha256: str) -> str:
-    """Where a session's S3 multipart upload assembles the file: the upload's own blob key, which its version
-    references once the bytes are verified (see the module docstring)."""
-    return datasets.blob_key(sha256, upload_id)
-
-
-def _parts_fit(num_chunks: int, chunk_size: int) -> bool:
-    """S3 wants every part but the last to have at least 5 MiB."""
-    return num_chunks == 1 or chunk_size >= S3_MIN_PART_BYTES
+def _parts_fit(store: ObjectStore | None, num_chunks: int, chunk_size: int) -> bool:
+    """The store has multipart uploads and takes these chunks as parts (every part but the last has a minimum)."""
+    multipart = store.multipart if store is not None else None
+    return multipart is not None and (num_chunks == 1 or chunk_size >= multipart.min_part_bytes)
 
 
 def _choose_mode(
@@ -95,18 +76,19 @@ def _choose_mode(
 ) -> UploadMode:
     if wanted not in ("auto", *UploadMode):
         raise invalid(f"Unknown upload mode {wanted!r}: use 'auto', 'api' or 'direct'.")
-    possible = isinstance(store, S3Store) and settings.upload_direct
-    parts_fit = _parts_fit(num_chunks, chunk_size)
+    multipart = store.multipart if store is not None else None
+    possible = multipart is not None and settings.upload_direct
+    parts_fit = _parts_fit(store, num_chunks, chunk_size)
     if wanted == UploadMode.DIRECT:
-        if not possible:
+        if multipart is None or not possible:
             raise invalid(
                 "Direct uploads need S3 storage (AIP_STORAGE_URL=s3://...) with AIP_UPLOAD_DIRECT on; "
                 "use mode 'api' or 'auto'."
             )
         if not parts_fit:
             raise invalid(
-                f"chunk_size {chunk_size} is too small for a direct upload: S3 needs parts of at least "
-                f"{S3_MIN_PART_BYTES} bytes (5 MiB) except the last; use a larger chunk_size or mode 'api'."
+                f"chunk_size {chunk_size} is too small for a direct upload: the storage needs parts of at least "
+                f"{multipart.min_part_bytes} bytes except the last; use a larger chunk_size or mode 'api'."
             )
     if wanted != UploadMode.API and possible and parts_fit:
         return UploadMode.DIRECT
@@ -173,8 +155,8 @@ def create_session(
             datasets.check_size(settings, session, user=user, size=size_bytes, file_name=name)
             upload_id, multipart_id = secrets.token_hex(16), None
             # Direct sessions, and api ones whose chunks S3 takes as parts, assemble the file in S3.
-            if isinstance(store, S3Store) and _parts_fit(num_chunks, chunk_size):
-                multipart_id = store.create_multipart(multipart_key(upload_id, sha256))
+            if store is not None and store.multipart is not None and _parts_fit(store, num_chunks, chunk_size):
+                multipart_id = store.multipart.create(multipart_key(upload_id, sha256))
                 started = (multipart_key(upload_id, sha256), multipart_id)
             session.add(
                 UploadSession(
@@ -193,9 +175,8 @@ def create_session(
             )
             return upload_id
     except BaseException:
-        if started is not None:  # the row did not commit: nothing references the multipart upload
-            assert isinstance(store, S3Store)
-            store.abort_multipart(*started)
+        if started is not None and store is not None and store.multipart is not None:
+            store.multipart.abort(*started)  # the row did not commit: nothing references the multipart upload
         raise
 
 
@@ -220,12 +201,12 @@ def known_content(session: Session, *, user: User, upload: UploadSession) -> Dat
     return datasets.find_readable_content(session, user=user, sha256=upload.sha256, size=upload.size_bytes)
 
 
-def _locked(session: Session, upload_id: str) -> UploadSession | None:
+def locked(session: Session, upload_id: str) -> UploadSession | None:
     query = select(UploadSession).where(UploadSession.id == upload_id).with_for_update()
     return session.scalar(query.execution_options(populate_existing=True))
 
 
-def _require_open(upload: UploadSession) -> None:
+def require_open(upload: UploadSession) -> None:
     if upload.status == UploadStatus.COMPLETING:
         raise conflict(f"Upload {upload.id} is being completed; ask for its status again in a moment.")
     if upload.status != UploadStatus.OPEN:
@@ -236,12 +217,12 @@ def _require_open(upload: UploadSession) -> None:
         )
 
 
-def _check_index(upload: UploadSession, index: int) -> None:
+def check_index(upload: UploadSession, index: int) -> None:
     if not 0 <= index < upload.num_chunks:
         raise invalid(f"Chunk index {index} is out of range: this upload has chunks 0 to {upload.num_chunks - 1}.")
 
 
-def _unchanged(session: Session, upload_id: str, index: int, sha256: str) -> bool:
+def unchanged(session: Session, upload_id: str, index: int, sha256: str) -> bool:
     """True when the chunk is stored already with this content (sending it again is a no-op)."""
     stored = session.get(UploadChunk, (upload_id, index))
     if stored is not None and stored.sha256 != sha256:
@@ -249,413 +230,18 @@ def _unchanged(session: Session, upload_id: str, index: int, sha256: str) -> boo
     return stored is not None
 
 
-def _require_direct(upload: UploadSession) -> None:
-    if upload.mode != UploadMode.DIRECT:
-        raise invalid(
-            f"Upload {upload.id} sends its chunks through the API (mode {upload.mode}): "
-            f"PUT them to .../upload/{upload.id}/chunk/{{index}}."
-        )
-
-
-def _direct_store(store: ObjectStore, upload: UploadSession) -> S3Store:
-    if not isinstance(store, S3Store) or upload.multipart_id is None:
-        raise conflict(f"Upload {upload.id} is not a direct upload on this storage; start a new upload session.")
-    return store
-
-
-def _record_chunk(
-    settings: Settings, store: ObjectStore, upload_id: str, index: int, size: int, sha256: str, etag: str | None
-) -> None:
-    """Adds the row of a chunk whose bytes are stored; if the session ended meanwhile, drops those bytes."""
-    with session_scope(settings.database_url) as session:
-        upload = _locked(session, upload_id)
-        if upload is None or upload.status != UploadStatus.OPEN:
-            if etag is None:
-                store.delete(part_key(upload_id, index))
-            # A direct part is dropped with its multipart upload, which ending the session aborted.
-            if upload is None:
-                raise not_found("Upload session", upload_id)
-            _require_open(upload)
-        if session.get(UploadChunk, (upload_id, index)) is None:
-            session.add(UploadChunk(session_id=upload_id, index=index, size_bytes=size, sha256=sha256, etag=etag))
-        upload.updated_at = utcnow()
-
-
-def put_chunk(
-    settings: Settings,
-    store: ObjectStore,
-    *,
-    user: User,
-    dataset_id: int,
-    upload_id: str,
-    index: int,
-    data: bytes,
-    sha256: str,
-) -> None:
-    """Stores one chunk after checking its range, length and checksum. Sending a stored chunk again is a no-op.
-    In a session with a multipart upload (direct, or api with S3-sized chunks) the platform sends it on as a part."""
-    sha256 = check_sha256(sha256, "chunk's sha256 (header X-Chunk-Sha256)")
-    with session_scope(settings.database_url) as session:
-        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
-        _require_open(upload)
-        _check_index(upload, index)
-        expected = chunk_length(upload, index)
-        if len(data) != expected:
-            raise invalid(f"Chunk {index} has {len(data)} bytes; it must have {expected} (chunk_size and file size).")
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise invalid(f"Chunk {index} does not match its checksum: its sha256 is {actual}, you sent {sha256}.")
-        if _unchanged(session, upload_id, index, sha256):
-            return
-        direct = _direct_store(store, upload) if upload.multipart_id is not None else None
-        multipart_id, key = upload.multipart_id, multipart_key(upload_id, upload.sha256)
-        fmt, size, chunk_size = formats.detect(upload.file_name), upload.size_bytes, upload.chunk_size
-    etag = None
-    if direct is not None and multipart_id is not None:
-        try:
-            etag = direct.upload_part(key, multipart_id, index + 1, data, sha256)
-        except S3Error as e:
-            if e.code == "NoSuchUpload":  # the session ended while the part was sent
-                raise conflict(f"Upload {upload_id} has ended; start a new upload session.") from e
-            raise
-    else:
-        store.put_bytes(part_key(upload_id, index), data)
-    _record_chunk(settings, store, upload_id, index, len(data), sha256, etag)
-    upload_spool.receive(upload_id, fmt=fmt, size=size, chunk_size=chunk_size, index=index, data=data, sha256=sha256)
-
-
-def part_url(
-    settings: Settings,
-    store: ObjectStore,
-    *,
-    user: User,
-    dataset_id: int,
-    upload_id: str,
-    index: int,
-    sha256: str,
-) -> dict[str, Any]:
-    """A short-lived presigned URL to PUT chunk `index` straight to S3, valid only for bytes with this sha256
-    and the chunk's length."""
-    sha256 = check_sha256(sha256, "chunk's sha256")
-    with session_scope(settings.database_url) as session:
-        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
-        _require_open(upload)
-        _require_direct(upload)
-        _check_index(upload, index)
-        _unchanged(session, upload_id, index, sha256)
-        direct = _direct_store(store, upload)
-        size, multipart_id = chunk_length(upload, index), upload.multipart_id
-        key = multipart_key(upload_id, upload.sha256)
-        # Read-only: the part's report, not its URL, marks the session as active (one write per chunk, as in api).
-    assert multipart_id is not None
-    ttl = settings.upload_url_ttl_s
-    url, headers = direct.presign_part(key, multipart_id, index + 1, sha256, size, ttl)
-    return {"index": index, "url": url, "headers": headers, "expires_at": utcnow() + dt.timedelta(seconds=ttl)}
-
-
-def report_part(
-    settings: Settings,
-    store: ObjectStore,
-    *,
-    user: User,
-    dataset_id: int,
-    upload_id: str,
-    index: int,
-    size_bytes: int,
-    sha256: str,
-    etag: str,
-) -> None:
-    """Records a chunk the client PUT to its presigned URL, after checking with S3 that the part is there with
-    this size and ETag (S3 verified its sha256 against the signed checksum). Reporting it again is a no-op."""
-    sha256 = check_sha256(sha256, "chunk's sha256")
-    etag = etag.strip().strip('"')
-    with session_scope(settings.database_url) as session:
-        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
-        _require_open(upload)
-        _check_index(upload, index)
-        expected = chunk_length(upload, index)
-        if size_bytes != expected:
-            raise invalid(f"Chunk {index} has {size_bytes} bytes; it must have {expected} (chunk_size and file size).")
-        if _unchanged(session, upload_id, index, sha256):
-            return
-        _require_direct(upload)
-        direct = _direct_store(store, upload)
-        multipart_id, key = upload.multipart_id, multipart_key(upload_id, upload.sha256)
-    assert multipart_id is not None
-    try:
-        part = direct.part(key, multipart_id, index + 1)
-    except S3Error as e:
-        if e.code == "NoSuchUpload":
-            raise conflict(f"Upload {upload_id} has ended; start a new upload session.") from e
-        raise
-    if part is None:
-        raise invalid(f"S3 has no part for chunk {index}: PUT it to its URL first (ask for a new URL if it expired).")
-    if part.size != expected:
-        raise invalid(f"S3 holds {part.size} bytes for chunk {index}; it must have {expected}. Send the chunk again.")
-    if part.etag != etag:
-        raise invalid(
-            f"Chunk {index}'s ETag in S3 is {part.etag}, not {etag}: report the ETag S3 answered your PUT with "
-            "(or send the chunk again)."
-        )
-    if part.sha256_b64 is not None and part.sha256_b64 != sha256_b64(sha256):
-        raise invalid(f"Chunk {index} in S3 does not have sha256 {sha256}; send the chunk again.")
-    _record_chunk(settings, store, upload_id, index, size_bytes, sha256, part.etag)
-
-
-def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int, upload_id: str) -> int:
-    """Joins the parts, verifies size and sha256, records the version; returns its id. Idempotent."""
-    with session_scope(settings.database_url) as session:
-        upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
-        upload = _locked(session, upload_id)
-        if upload is None:  # its dataset was deleted meanwhile
-            raise not_found("Upload session", upload_id)
-        if upload.status == UploadStatus.COMPLETED and upload.version_id is not None:
-            return upload.version_id
-        _require_open(upload)
-        have = set(received(session, upload_id))
-        missing = [i for i in range(upload.num_chunks) if i not in have]
-        reuse = known_content(session, user=user, upload=upload) if missing else None
-        if missing and reuse is None:
-            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-            raise invalid(f"Upload {upload_id} lacks {len(missing)} of {upload.num_chunks} chunks: {shown}.")
-        name, fmt, declared, size = upload.file_name, formats.detect(upload.file_name), upload.sha256, upload.size_bytes
-        reuse_key = reuse.storage_key if reuse is not None else None
-        num_chunks, multipart_id = upload.num_chunks, upload.multipart_id
-        parts = [
-            (chunk.index + 1, chunk.etag or "", chunk.sha256)
-            for chunk in session.scalars(
-                select(UploadChunk).where(UploadChunk.session_id == upload_id).order_by(UploadChunk.index)
-            )
-        ]
-        # Claimed by a conditional UPDATE, so two concurrent completions cannot both proceed (SQLite has no row
-        # locks; elsewhere the lock above already serialises them).
-        claimed = session.execute(
-            update(UploadSession)
-            .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.OPEN)
-            .values(status=UploadStatus.COMPLETING, updated_at=utcnow())
-        )
-        if claimed.rowcount != 1:
-            raise conflict(f"Upload {upload_id} is being completed; ask for its status again in a moment.")
-    # A joined multipart upload is the file under its blob key: the version references it once verified.
-    joined = multipart_key(upload_id, declared) if multipart_id is not None and reuse_key is None else None
-    try:
-        with ExitStack() as cleanup:
-            path = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="aip-compose-"))) / "data"
-            inspected = None
-            if reuse_key is not None:
-                store.download(reuse_key, path)
-                digest = _sha256_file(path)
-                _verify(path, digest, size, declared)
-            else:
-                if joined is not None and multipart_id is not None:
-                    _join(_direct(store), upload_id, joined, multipart_id, parts)
-                spool = upload_spool.take(upload_id, [chunk_sha256 for _, _, chunk_sha256 in parts])
-                if spool is not None:  # hashed and checked as its chunks came in: nothing to read back
-                    cleanup.enter_context(spool)
-                    path, digest = spool.path, spool.sha256()
-                    _verify(path, digest, size, declared)
-                    inspected = spool.check.result(path)
-                else:
-                    with formats.StreamCheck(fmt) as check:
-                        feed = _keeping_alive(settings, upload_id, check.feed)
-                        digest = _read_back(store, upload_id, joined, num_chunks, path, feed)
-                        _verify(path, digest, size, declared)
-                        inspected = check.result(path)
-
-            def close(session: Session, version: DatasetVersion) -> None:
-                # Only a session still COMPLETING: one expired or aborted meanwhile has had its stored bytes
-                # removed, so its version must not be recorded (the conditional UPDATE also waits for, or is
-                # waited on by, that end's row lock).
-                closed = session.execute(
-                    update(UploadSession)
-                    .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
-                    .values(status=UploadStatus.COMPLETED, version_id=version.id, updated_at=utcnow())
-                )
-                if closed.rowcount != 1:
-                    ended = session.get(UploadSession, upload_id)
-                    why = f"was {ended.status} ({ended.message})" if ended is not None else "was removed"
-                    raise conflict(f"Upload {upload_id} {why} while it was being completed; upload the file again.")
-                session.execute(delete(UploadChunk).where(UploadChunk.session_id == upload_id))
-
-            version_id = datasets.record_version(
-                settings,
-                store,
-                dataset_id=dataset_id,
-                file_name=name,
-                fmt=fmt,
-                path=path,
-                sha256=digest,
-                on_commit=close,
-                inspected=inspected,
-                stored_key=joined,
-            )
-    except _LostPart as e:  # storage lost parts (e.g. restored from backup): forget them, so the client resends
-        with session_scope(settings.database_url) as session:
-            session.execute(
-                delete(UploadChunk).where(UploadChunk.session_id == upload_id, UploadChunk.index.in_(e.indexes))
-            )
-        _reopen(settings, upload_id)
-        shown = ", ".join(map(str, e.indexes[:20])) + (" ..." if len(e.indexes) > 20 else "")
-        what = f"Chunk {shown} is" if len(e.indexes) == 1 else f"Chunks {shown} are"
-        raise conflict(f"{what} missing from storage (upload {upload_id}); send again.") from e
-    except AipError as e:
-        if e.code is ErrorCode.INVALID_INPUT:  # the bytes themselves are wrong: this session cannot succeed
-            _end(settings, store, upload_id, UploadStatus.ABORTED, e.message)
-        else:
-            _reopen(settings, upload_id)
-        raise
-    except BaseException:
-        # e.g. storage unreachable: the client may call complete again, which reuses a joined object.
-        _reopen(settings, upload_id)
-        raise
-    discard_stored(settings, store, upload_id, multipart_id, declared)
-    return version_id
-
-
-class _LostPart(Exception):
-    def __init__(self, indexes: list[int]) -> None:
-        super().__init__(indexes)
-        self.indexes = indexes
-
-
-def _direct(store: ObjectStore) -> S3Store:
-    if not isinstance(store, S3Store):
-        raise conflict("This upload's storage is no longer S3; start a new upload session.")
-    return store
-
-
-def _verify(path: Path, digest: str, size: int, declared: str) -> None:
-    if path.stat().st_size != size or digest != declared:
-        raise invalid(
-            f"The composed file has {path.stat().st_size} bytes and sha256 {digest}, but the upload declared "
-            f"{size} bytes and sha256 {declared}; the session was aborted. Check the file and upload again."
-        )
-
-
-def _join(store: S3Store, upload_id: str, key: str, multipart_id: str, parts: list[tuple[int, str, str]]) -> None:
-    """Joins the recorded parts into `key` (the upload's own blob key: no row references it before the version)."""
-    if store.exists(key):  # an earlier completion joined the parts and then failed: reuse them
-        return
-    try:
-        store.complete_multipart(key, multipart_id, parts)
-    except PartsRejected as e:
-        try:
-            held = {p.number: p.etag for p in store.list_parts(key, multipart_id, limit=MAX_CHUNKS)}
-        except S3Error as gone:
-            if gone.code != "NoSuchUpload":
-                raise
-            raise invalid(
-                f"The storage no longer holds the parts of upload {upload_id}; the session was aborted. "
-                "Upload the file again."
-            ) from e
-        lost = [number - 1 for number, etag, _ in parts if held.get(number) != etag]
-        raise _LostPart(lost or [number - 1 for number, _, _ in parts]) from e
-
-
-def _read_back(
-    store: ObjectStore,
-    upload_id: str,
-    joined: str | None,
-    num_chunks: int,
-    dest: Path,
-    on_block: Callable[[bytes], None],
-) -> str:
-    """Reads the joined file (multipart) or the part objects in order once into `dest`, hashing as it goes and
-    passing each block to `on_block`; returns the sha256."""
-    if joined is None:
-        return _compose(store, upload_id, num_chunks, dest, on_block)
-    try:
-        return _direct(store).download_hashing(joined, dest, on_block)
-    except KeyError as e:  # removed since it was joined: the parts went with the multipart upload
-        raise invalid(f"The storage lost the joined file of upload {upload_id}; upload the file again.") from e
-
-
-def discard_stored(
-    settings: Settings, store: ObjectStore, upload_id: str, multipart_id: str | None, sha256: str
-) -> None:
-    """Removes what a session stored and no version references: part objects, its S3 multipart upload (aborted
-    first, so a part still on its way cannot land after the objects were listed) and the object it was joined
-    into (kept where the session's version references it)."""
-    if multipart_id is not None and isinstance(store, S3Store):
-        key = multipart_key(upload_id, sha256)
-        store.abort_multipart(key, multipart_id)
-        datasets.remove_unreferenced(settings, store, [key])
-    store.delete_prefix(part_prefix(upload_id))
-
-
-def _keeping_alive(settings: Settings, upload_id: str, feed: Callable[[bytes], None]) -> Callable[[bytes], None]:
-    """`feed`, also touching the COMPLETING session every so often, so the expiry sweep (which ends sessions idle
-    for AIP_UPLOAD_SESSION_TTL_S, and completions whose process died) leaves a long read-back alone."""
-    every = min(HEARTBEAT_S, settings.upload_session_ttl_s / 4)
-    last = time.monotonic()
-
-    def fed(block: bytes) -> None:
-        nonlocal last
-        feed(block)
-        if time.monotonic() - last >= every:
-            with session_scope(settings.database_url) as session:
-                session.execute(
-                    update(UploadSession)
-                    .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
-                    .values(updated_at=utcnow())
-                )
-            last = time.monotonic()
-
-    return fed
-
-
-def _reopen(settings: Settings, upload_id: str) -> None:
-    with session_scope(settings.database_url) as session:
-        session.execute(
-            update(UploadSession)
-            .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
-            .values(status=UploadStatus.OPEN, updated_at=utcnow())
-        )
-
-
-def _compose(store: ObjectStore, upload_id: str, num_chunks: int, dest: Path, on_block: Callable[[bytes], None]) -> str:
-    """Concatenates the parts in order into `dest`, hashing as it goes (and passing each to `on_block`). A few
-    parts are fetched ahead in parallel (bounded, so memory stays a few chunks whatever the file size)."""
-    digest = hashlib.sha256()
-
-    def fetch(index: int) -> bytes:
-        try:
-            return store.get_bytes(part_key(upload_id, index))
-        except KeyError as e:
-            raise _LostPart([index]) from e
-
-    with dest.open("wb") as out, ThreadPoolExecutor(COMPOSE_PREFETCH) as pool:
-        pending = deque(pool.submit(fetch, i) for i in range(min(COMPOSE_PREFETCH, num_chunks)))
-        for index in range(num_chunks):
-            data = pending.popleft().result()
-            if index + COMPOSE_PREFETCH < num_chunks:
-                pending.append(pool.submit(fetch, index + COMPOSE_PREFETCH))
-            digest.update(data)
-            out.write(data)
-            on_block(data)
-    return digest.hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def abort(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int, upload_id: str) -> None:
     with session_scope(settings.database_url) as session:
         upload = get_session(session, user=user, upload_id=upload_id, dataset_id=dataset_id)
         if upload.status == UploadStatus.COMPLETED:
             raise conflict(f"Upload {upload_id} is complete (version {upload.version_id}); delete the version instead.")
-    _end(settings, store, upload_id, UploadStatus.ABORTED, "Aborted by the user.")
+    end_session(settings, store, upload_id, UploadStatus.ABORTED, "Aborted by the user.")
 
 
-def _end(settings: Settings, store: ObjectStore, upload_id: str, status: UploadStatus, message: str) -> None:
+def end_session(settings: Settings, store: ObjectStore, upload_id: str, status: UploadStatus, message: str) -> None:
     """Ends a session that is not complete: the row records why, the chunk rows and stored parts go."""
     with session_scope(settings.database_url) as session:
-        upload = _locked(session, upload_id)
+        upload = locked(session, upload_id)
         if upload is None or upload.status == UploadStatus.COMPLETED:
             return
         upload.status, upload.message, upload.updated_at = status, message[:1000], utcnow()
@@ -679,7 +265,7 @@ def expire_stale(settings: Settings, store: ObjectStore, *, now: dt.datetime | N
             )
         )
     for upload_id in stale:
-        _end(
+        end_session(
             settings,
             store,
             upload_id,

@@ -18,7 +18,7 @@ from app.client import ApiError, Client
 from app.client.uploads import file_sha256, upload_file
 from app.core.config import Settings
 from app.db.session import session_scope
-from app.services.data import datasets
+from app.services.data import blobs
 from app.storage import open_store
 from tests.conftest import ADMIN_PASSWORD
 from tests.utils.wait import wait_for
@@ -49,8 +49,8 @@ def declare(client: Client, dataset_id: int, path: Path, chunk_size: int = CHUNK
 def assert_storage_matches_database(settings: Settings) -> None:
     store = open_store(settings)
     with session_scope(settings.database_url) as session:
-        referenced = datasets.referenced_keys(session)
-    stored = set(store.list(datasets.BLOB_PREFIX)) | set(store.list(datasets.STATE_PREFIX))
+        referenced = blobs.referenced_keys(session)
+    stored = set(store.list(blobs.BLOB_PREFIX)) | set(store.list(blobs.STATE_PREFIX))
     assert stored == {k for k in referenced if k.startswith(("datasets/",))}
     assert list(store.list("uploads/")) == []  # no test leaves a session open
 
@@ -189,7 +189,7 @@ def test_cli_killed_halfway_resumes_with_only_missing_chunks(
     version = upload_file(admin, dataset["id"], path, chunk_size=CHUNK, on_chunk=lambda i, _n: sent.append(i))
     assert sorted(sent) == sorted(set(range(total)) - have)  # only the missing chunks went again
     assert version["sha256"] == file_sha256(path)
-    assert open_store(platform_settings).get_bytes(datasets.blob_key(version["sha256"])) == path.read_bytes()
+    assert open_store(platform_settings).get_bytes(blobs.blob_key(version["sha256"])) == path.read_bytes()
 
     # Ctrl-C, then the same command again: it resumes and finishes.
     other = tmp_path / "other.csv"

@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from minio import Minio
 
 from app.core.config import Settings
+from app.core.errors import AipError, ErrorCode
 from app.storage import open_store
-from app.storage.base import ObjectStore
+from app.storage.base import ObjectNotFound, ObjectStore, PartsRejected, UploadGone
 from app.storage.local import LocalStore
 from app.storage.s3 import S3Store
 from tests.utils.seaweedfs import SeaweedFS
@@ -82,7 +84,7 @@ def test_put_file_multipart_stream_round_trips(store: ObjectStore, tmp_path: Pat
     assert file_sha256(tmp_path / "model.bin") == expected
     assert hashlib.sha256(store.get_bytes("models/7/model.bin")).hexdigest() == expected
     if isinstance(store, S3Store):  # it really went up as a multipart upload of 3 parts
-        stat = store.client.stat_object(store.bucket, f"{store.prefix}/models/7/model.bin")
+        stat = store.client.stat_object(store.bucket, store.name("models/7/model.bin"))
         assert stat.etag is not None and stat.etag.endswith("-3")
 
 
@@ -99,11 +101,84 @@ def test_download(store: ObjectStore, tmp_path: Path) -> None:
     assert (tmp_path / "b.txt").read_bytes() == b"hello"
 
 
-def test_missing_object_is_a_key_error(store: ObjectStore, tmp_path: Path) -> None:
-    with pytest.raises(KeyError):
-        store.get_bytes("no/such/key")
-    with pytest.raises(KeyError):
-        store.download("no/such/key", tmp_path / "out")
+def test_missing_object_is_not_found(store: ObjectStore, tmp_path: Path) -> None:
+    for call in (
+        lambda: store.get_bytes("no/such/key"),
+        lambda: store.download("no/such/key", tmp_path / "out"),
+        lambda: store.download_hashing("no/such/key", tmp_path / "out"),
+    ):
+        with pytest.raises(ObjectNotFound) as raised:
+            call()
+        assert raised.value.code is ErrorCode.NOT_FOUND and raised.value.key == "no/such/key"
+        assert "AIP_STORAGE_URL" in raised.value.message
+
+
+def test_download_hashing_streams_and_hashes(store: ObjectStore, tmp_path: Path) -> None:
+    size = PART + 12345  # two ranges on S3
+    source = RandomStream(size)
+    store.put_file("a/big.bin", source, size)
+    blocks: list[bytes] = []
+    digest = store.download_hashing("a/big.bin", tmp_path / "big.bin", blocks.append)
+    assert digest == source.sha256.hexdigest() == file_sha256(tmp_path / "big.bin")
+    assert sum(map(len, blocks)) == size
+
+
+def test_multipart_capability_where_the_store_has_it(store: ObjectStore) -> None:
+    multipart = store.multipart
+    if isinstance(store, LocalStore):
+        assert multipart is None
+        return
+    assert multipart is not None and multipart.min_part_bytes == 5 * MiB
+    first, last = os.urandom(5 * MiB), b"tail"
+    upload_id = multipart.create("joined/file.bin")
+    assert list(multipart.uploads("joined/")) == [("joined/file.bin", upload_id)]
+    etags = [
+        multipart.upload_part("joined/file.bin", upload_id, number, data, hashlib.sha256(data).hexdigest())
+        for number, data in ((1, first), (2, last))
+    ]
+    assert multipart.part("joined/file.bin", upload_id, 2) == multipart.list_parts("joined/file.bin", upload_id)[1]
+    assert multipart.part("joined/file.bin", upload_id, 3) is None
+    with pytest.raises(PartsRejected):  # an ETag other than the part's
+        multipart.complete("joined/file.bin", upload_id, [(1, "0" * 32, hashlib.sha256(first).hexdigest())])
+    multipart.complete(
+        "joined/file.bin",
+        upload_id,
+        [(n, etag, hashlib.sha256(d).hexdigest()) for n, etag, d in ((1, etags[0], first), (2, etags[1], last))],
+    )
+    assert store.get_bytes("joined/file.bin") == first + last
+    assert list(multipart.uploads("joined/")) == []
+    with pytest.raises(UploadGone):  # completed: no more parts
+        multipart.upload_part("joined/file.bin", upload_id, 3, last, hashlib.sha256(last).hexdigest())
+    multipart.abort("joined/file.bin", upload_id)  # gone already: not an error
+
+
+def test_unreachable_s3_is_an_aip_error_that_names_the_setting() -> None:
+    with pytest.raises(AipError) as raised:
+        S3Store(bucket="aip-test", prefix="", endpoint="127.0.0.1:9", access_key="a", secret_key="s", secure=False)
+    assert raised.value.code is ErrorCode.UNAVAILABLE and "AIP_S3_ENDPOINT" in raised.value.message
+
+
+def test_wrong_s3_credentials_are_an_aip_error_that_names_the_setting(seaweedfs: SeaweedFS) -> None:
+    store = S3Store(
+        bucket="aip-test",
+        prefix="tests/creds",
+        endpoint=seaweedfs.endpoint,
+        access_key=seaweedfs.access_key,
+        secret_key=seaweedfs.secret_key,
+        secure=False,
+    )
+    store.client = Minio(seaweedfs.endpoint, access_key=seaweedfs.access_key, secret_key="wrong", secure=False)
+    with pytest.raises(AipError) as raised:
+        store.put_bytes("k", b"v")
+    assert raised.value.code is ErrorCode.UNAVAILABLE and "AIP_S3_SECRET_KEY" in raised.value.message
+
+
+def test_unwritable_local_store_is_an_aip_error(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "objects")
+    (store.root / "a").write_bytes(b"a file where a folder would go")
+    with pytest.raises(AipError) as raised:
+        store.put_bytes("a/b.txt", b"x")
+    assert raised.value.code is ErrorCode.UNAVAILABLE and "AIP_STORAGE_URL" in raised.value.message
 
 
 def test_exists(store: ObjectStore) -> None:
@@ -115,9 +190,9 @@ def test_exists(store: ObjectStore) -> None:
 
 def test_a_key_prefix_is_not_an_object(store: ObjectStore, tmp_path: Path) -> None:
     store.put_bytes("d/x", b"1")
-    with pytest.raises(KeyError):
+    with pytest.raises(ObjectNotFound):
         store.get_bytes("d")
-    with pytest.raises(KeyError):
+    with pytest.raises(ObjectNotFound):
         store.download("d", tmp_path / "out")
     store.delete("d")  # no object "d": nothing to do
     assert store.exists("d/x")

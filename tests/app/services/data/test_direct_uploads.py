@@ -11,19 +11,21 @@ import random
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode
 from app.db.models import DatasetVersion, UploadSession, utcnow
 from app.db.session import session_scope
-from app.services.data import datasets, uploads
+from app.services.data import blobs, datasets, upload_complete, upload_parts, upload_storage, uploads
 from app.storage import open_store
+from app.storage.base import ObjectStore, sha256_b64
 from app.storage.local import LocalStore
-from app.storage.s3 import S3Store, sha256_b64
 from tests.utils.data_env import DataEnv, make_env, sha, split
 from tests.utils.databases import clean_database, reset_engines, selected_backends
 from tests.utils.seaweedfs import SeaweedFS
@@ -66,12 +68,18 @@ def open_direct(env: DataEnv, dataset_id: int, data: bytes, name: str = "data.cs
 
 
 def presign(env: DataEnv, dataset_id: int, upload_id: str, index: int, chunk: bytes) -> dict:
-    return uploads.part_url(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id,
-                            index=index, sha256=sha(chunk))  # fmt: skip
+    return part_url(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id, index=index,
+                    sha256=sha(chunk))  # fmt: skip
+
+
+def part_url(settings: Settings, store: ObjectStore, **kwargs: Any) -> dict:
+    """A part URL as the route asks for it: in a session of its own."""
+    with session_scope(settings.database_url) as session:
+        return upload_parts.part_url(session, settings, store, **kwargs)
 
 
 def report(env: DataEnv, dataset_id: int, upload_id: str, index: int, chunk: bytes, etag: str) -> None:
-    uploads.report_part(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id,
+    upload_parts.report_part(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id,
                         index=index, size_bytes=len(chunk), sha256=sha(chunk), etag=etag)  # fmt: skip
 
 
@@ -85,7 +93,7 @@ def send(env: DataEnv, http: httpx.Client, dataset_id: int, upload_id: str, inde
 
 
 def complete(env: DataEnv, dataset_id: int, upload_id: str) -> int:
-    return uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    return upload_complete.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
 
 
 def received(env: DataEnv, upload_id: str) -> list[int]:
@@ -99,8 +107,8 @@ def status(env: DataEnv, upload_id: str) -> str:
 
 
 def multipart_uploads(env: DataEnv) -> list[tuple[str, str]]:
-    assert isinstance(env.store, S3Store)
-    return list(env.store.list_multipart_uploads())
+    assert env.store.multipart is not None
+    return list(env.store.multipart.uploads())
 
 
 def test_parallel_out_of_order_parts_go_straight_to_s3(s3_env: DataEnv, s3_http: httpx.Client) -> None:
@@ -175,7 +183,7 @@ def test_bad_parts_are_refused_and_leave_nothing(s3_env: DataEnv, s3_http: httpx
     response = s3_http.put(grant["url"], content=chunks[0], headers=grant["headers"])
     etag = response.headers["etag"]
     common = {"user": env.owner, "dataset_id": dataset_id, "upload_id": upload_id}
-    call = uploads.report_part
+    call = upload_parts.report_part
     expect(ErrorCode.INVALID_INPUT, "etag", call, env.settings, env.store, index=0, size_bytes=CHUNK,
            sha256=sha(chunks[0]), etag="f" * 32, **common)  # fmt: skip
     expect(ErrorCode.INVALID_INPUT, "must have", call, env.settings, env.store, index=0, size_bytes=CHUNK - 1,
@@ -186,9 +194,9 @@ def test_bad_parts_are_refused_and_leave_nothing(s3_env: DataEnv, s3_http: httpx
            sha256=sha(chunks[0]), etag=etag, **common)  # fmt: skip
     expect(ErrorCode.INVALID_INPUT, "sha256", call, env.settings, env.store, index=0, size_bytes=CHUNK,
            sha256="zz", etag=etag, **common)  # fmt: skip
-    expect(ErrorCode.INVALID_INPUT, "out of range", uploads.part_url, env.settings, env.store, index=-1,
+    expect(ErrorCode.INVALID_INPUT, "out of range", part_url, env.settings, env.store, index=-1,
            sha256=sha(chunks[0]), **common)  # fmt: skip
-    expect(ErrorCode.NOT_FOUND, "Upload session", uploads.part_url, env.settings, env.store, index=0,
+    expect(ErrorCode.NOT_FOUND, "Upload session", part_url, env.settings, env.store, index=0,
            sha256=sha(chunks[0]), user=env.other, dataset_id=dataset_id, upload_id=upload_id)  # fmt: skip
     assert received(env, upload_id) == []
     report(env, dataset_id, upload_id, 0, chunks[0], etag)
@@ -252,13 +260,14 @@ def test_hash_mismatch_at_completion_aborts_and_leaves_nothing(s3_env: DataEnv, 
     assert status(env, upload_id) == "ABORTED"
     assert env.stored_keys() == set()  # no joined object, no blob, no multipart upload
     # Nor did the unverified bytes stay under a blob key of the hash the upload claimed.
-    assert not env.store.exists(datasets.blob_key(claimed))
-    assert not env.store.exists(datasets.blob_key(claimed, upload_id))
+    assert not env.store.exists(blobs.blob_key(claimed))
+    assert not env.store.exists(blobs.blob_key(claimed, upload_id))
 
 
 def test_parts_changed_behind_the_platform_never_reach_a_blob(s3_env: DataEnv, s3_http: httpx.Client) -> None:
     env = s3_env
-    assert isinstance(env.store, S3Store)
+    multipart = env.store.multipart
+    assert multipart is not None
     data = csv_bytes(2 * CHUNK + 10, seed=4)
     chunks = split(data, CHUNK)
     dataset_id = env.dataset("direct-replaced")
@@ -270,8 +279,8 @@ def test_parts_changed_behind_the_platform_never_reach_a_blob(s3_env: DataEnv, s
     assert multipart_id is not None
     # Part 2 is overwritten with other bytes after it was reported (through a URL signed for those bytes).
     other = b"9" * len(chunks[1])
-    url, headers = env.store.presign_part(
-        uploads.multipart_key(upload_id, sha(data)), multipart_id, 2, sha(other), len(other), 60
+    url, headers = multipart.presign_part(
+        upload_storage.multipart_key(upload_id, sha(data)), multipart_id, 2, sha(other), len(other), 60
     )
     assert s3_http.put(url, content=other, headers=headers).status_code == 200
     # Completion names each part's recorded ETag: S3 either joins the recorded bytes (SeaweedFS keeps them) or
@@ -294,7 +303,7 @@ def test_parts_changed_behind_the_platform_never_reach_a_blob(s3_env: DataEnv, s
     assert gone is not None
     for index, chunk in enumerate(chunks):
         send(env, s3_http, dataset_id, again, index, chunk)
-    env.store.abort_multipart(uploads.multipart_key(again, sha(data)), gone)
+    multipart.abort(upload_storage.multipart_key(again, sha(data)), gone)
     expect(ErrorCode.INVALID_INPUT, "upload the file again", complete, env, dataset_id, again)
     assert status(env, again) == "ABORTED"
     env.assert_no_orphans()
@@ -316,7 +325,7 @@ def test_expiry_and_dataset_delete_abort_multipart_uploads(s3_env: DataEnv, s3_h
         session.get_one(UploadSession, in_doomed).updated_at = later
     assert uploads.expire_stale(env.settings, env.store, now=later) == [stale]
     assert status(env, stale) == "EXPIRED"
-    assert [key for key, _ in multipart_uploads(env)] == [uploads.multipart_key(in_doomed, sha(data[1]))]
+    assert [key for key, _ in multipart_uploads(env)] == [upload_storage.multipart_key(in_doomed, sha(data[1]))]
     env.assert_no_orphans()
 
     datasets.delete_dataset(env.settings, env.store, user=env.owner, dataset_id=doomed)
@@ -333,8 +342,8 @@ def test_dedup_with_direct_uploads(s3_env: DataEnv, s3_http: httpx.Client) -> No
         send(env, s3_http, first_ds, upload_id, index, chunk)
     first = complete(env, first_ds, upload_id)
     # S3 joined the parts; the verified object stays where it was copied to while it was checked.
-    blob = datasets.blob_key(sha(data), upload_id)
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == [blob]
+    blob = blobs.blob_key(sha(data), upload_id)
+    assert list(env.store.list(blobs.BLOB_PREFIX)) == [blob]
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(DatasetVersion, first).storage_key == blob
 
@@ -345,7 +354,7 @@ def test_dedup_with_direct_uploads(s3_env: DataEnv, s3_http: httpx.Client) -> No
         assert uploads.known_content(session, user=env.owner, upload=upload) is not None
     second = complete(env, second_ds, again)
     assert second != first
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == [blob]
+    assert list(env.store.list(blobs.BLOB_PREFIX)) == [blob]
     assert multipart_uploads(env) == []
 
     # Another user uploads the same bytes directly: verified, then shared; the blob stays one object.
@@ -354,13 +363,13 @@ def test_dedup_with_direct_uploads(s3_env: DataEnv, s3_http: httpx.Client) -> No
                                    file_name="o.csv", size_bytes=len(data), sha256=sha(data),
                                    chunk_size=CHUNK)  # fmt: skip
     for index, chunk in enumerate(split(data, CHUNK)):
-        grant = uploads.part_url(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other,
-                                 index=index, sha256=sha(chunk))  # fmt: skip
+        grant = part_url(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other,
+                         index=index, sha256=sha(chunk))  # fmt: skip
         etag = s3_http.put(grant["url"], content=chunk, headers=grant["headers"]).headers["etag"]
-        uploads.report_part(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other,
+        upload_parts.report_part(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other,
                             index=index, size_bytes=len(chunk), sha256=sha(chunk), etag=etag)  # fmt: skip
-    uploads.complete(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other)
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == [blob]
+    upload_complete.complete(env.settings, env.store, user=env.other, dataset_id=other_ds, upload_id=other)
+    assert list(env.store.list(blobs.BLOB_PREFIX)) == [blob]
     with session_scope(env.settings.database_url) as session:
         assert set(session.scalars(select(DatasetVersion.storage_key)).all()) == {blob}
         assert len(session.scalars(select(DatasetVersion.id)).all()) == 3
@@ -410,8 +419,8 @@ def test_urls_name_the_public_endpoint_and_are_short_lived(s3_env: DataEnv, tmp_
                                        file_name="p.csv", size_bytes=len(data), sha256=sha(data),
                                        chunk_size=CHUNK)  # fmt: skip
     chunk = split(data, CHUNK)[0]
-    grant = uploads.part_url(settings, store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id,
-                             index=0, sha256=sha(chunk))  # fmt: skip
+    grant = part_url(settings, store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id, index=0,
+                     sha256=sha(chunk))  # fmt: skip
     query = parse_qs(urlsplit(grant["url"]).query)
     assert grant["url"].startswith("https://uploads.example.com:9443/")
     assert query["X-Amz-Expires"] == ["120"] and query["partNumber"] == ["1"]

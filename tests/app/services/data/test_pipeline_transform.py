@@ -12,7 +12,8 @@ from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from app.services.data.pipeline_transform import PipelineError, fit, transform
+from app.services.data.pipeline_ops import PipelineError
+from app.services.data.pipeline_transform import fit, transform
 
 FEATURES = {"target": "label", "numeric": ["x", "y", "z"], "categorical": ["colour"]}
 

@@ -13,7 +13,7 @@ import pytest
 from app.core.errors import AipError
 from app.db.models import DatasetVersion
 from app.db.session import session_scope
-from app.services.data import formats, upload_spool, uploads
+from app.services.data import formats, upload_complete, upload_spool, uploads
 from tests.app.services.data.test_uploads import CHUNK, csv_bytes, open_session
 from tests.utils.data_env import DataEnv, sha, split
 
@@ -50,8 +50,10 @@ def test_completion_uses_the_spool_and_reads_nothing_back(fast_env: DataEnv, mon
     def no_read_back(*_: object) -> str:
         raise AssertionError("completion read the file back although its chunks were spooled")
 
-    monkeypatch.setattr(uploads, "_read_back", no_read_back)
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    monkeypatch.setattr(upload_complete, "_read_back", no_read_back)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         version = session.get_one(DatasetVersion, version_id)
         assert (version.sha256, version.num_rows) == (sha(data), 3000)
@@ -72,7 +74,9 @@ def test_a_spool_that_missed_chunks_is_dropped_and_the_file_read_back(fast_env: 
     for index in range(len(chunks) - 3, len(chunks)):
         env.put(dataset_id, upload_id, index, chunks[index])
     assert upload_id in upload_spool.spooled()
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
     assert upload_id not in upload_spool.spooled()
@@ -90,7 +94,9 @@ def test_spooled_bytes_that_are_wrong_fail_completion_and_leave_nothing(fast_env
             env.put(dataset_id, upload_id, index, chunk)
     for upload_id, match in ((wrong_hash, "declared"), (unreadable, "not a readable CSV")):
         with pytest.raises(AipError, match=match):
-            uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+            upload_complete.complete(
+                env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+            )
         assert upload_id not in upload_spool.spooled()
     assert env.stored_keys() == set()
     env.assert_no_orphans()
@@ -135,7 +141,9 @@ def test_a_spool_that_cannot_be_written_refuses_no_chunk(
         env.put(dataset_id, upload_id, index, chunk)
     assert upload_id not in upload_spool.spooled()
     monkeypatch.undo()  # completion's own scratch file needs the temp dir
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
     env.assert_no_orphans()

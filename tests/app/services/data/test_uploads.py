@@ -14,7 +14,16 @@ from sqlalchemy import select
 from app.core.errors import AipError, ErrorCode
 from app.db.models import DatasetVersion, UploadSession, utcnow
 from app.db.session import session_scope
-from app.services.data import datasets, formats, upload_spool, uploads
+from app.services.data import (
+    blobs,
+    datasets,
+    formats,
+    upload_complete,
+    upload_parts,
+    upload_spool,
+    upload_storage,
+    uploads,
+)
 from tests.utils.data_env import DataEnv, sha, split
 
 CHUNK = 4096
@@ -56,7 +65,9 @@ def test_parallel_out_of_order_chunks_compose_the_file(data_env: DataEnv) -> Non
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda c: env.put(dataset_id, upload_id, *c), chunks))
 
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         version = session.get_one(DatasetVersion, version_id)
         assert (version.sha256, version.size_bytes, version.num_rows) == (sha(data), len(data), 4000)
@@ -65,9 +76,9 @@ def test_parallel_out_of_order_chunks_compose_the_file(data_env: DataEnv) -> Non
         assert env.store.get_bytes(version.storage_key) == data
         assert session.get_one(UploadSession, upload_id).status == "COMPLETED"
     # Completing again answers the same version; the parts are gone.
-    assert uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id) == (
-        version_id
-    )
+    assert upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    ) == (version_id)
     assert list(env.store.list("uploads/")) == []
     env.assert_no_orphans()
 
@@ -86,12 +97,14 @@ def test_resume_sends_only_missing_chunks(fast_env: DataEnv) -> None:
     with session_scope(env.settings.database_url) as session:
         have = uploads.received(session, upload_id)
     assert have == list(range(0, len(chunks), 2))
-    expect(ErrorCode.INVALID_INPUT, "lacks", uploads.complete, env.settings, env.store, user=env.owner,
+    expect(ErrorCode.INVALID_INPUT, "lacks", upload_complete.complete, env.settings, env.store, user=env.owner,
            dataset_id=dataset_id, upload_id=upload_id)  # fmt: skip
     for index in sorted(set(range(len(chunks))) - set(have)):
         env.put(dataset_id, upload_id, index, chunks[index])
     env.put(dataset_id, upload_id, 0, chunks[0])  # a chunk sent twice is accepted once
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
     env.assert_no_orphans()
@@ -103,8 +116,8 @@ def test_identical_content_is_stored_once(data_env: DataEnv) -> None:
     first = env.upload(env.dataset("dedup-a"), "a.csv", data)
     second = env.upload(env.dataset("dedup-b"), "b.csv", data, chunk_size=8192)
     assert first != second
-    blobs = list(env.store.list(datasets.BLOB_PREFIX))
-    assert blobs == [datasets.blob_key(sha(data))]
+    stored = list(env.store.list(blobs.BLOB_PREFIX))
+    assert stored == [blobs.blob_key(sha(data))]
 
     # The owner can read that content already: a new session needs no chunk at all.
     dataset_id = env.dataset("dedup-c")
@@ -112,7 +125,9 @@ def test_identical_content_is_stored_once(data_env: DataEnv) -> None:
     with session_scope(env.settings.database_url) as session:
         upload = uploads.get_session(session, user=env.owner, upload_id=upload_id)
         assert uploads.known_content(session, user=env.owner, upload=upload) is not None
-    third = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    third = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     assert third not in (first, second)
 
     # Another user cannot claim bytes by their hash: they must send every chunk (then the blob is shared).
@@ -121,15 +136,15 @@ def test_identical_content_is_stored_once(data_env: DataEnv) -> None:
         env.settings, user=env.other, dataset_id=other_dataset, file_name="o.csv", size_bytes=len(data),
         sha256=sha(data), chunk_size=CHUNK,
     )  # fmt: skip
-    expect(ErrorCode.INVALID_INPUT, "lacks", uploads.complete, env.settings, env.store, user=env.other,
+    expect(ErrorCode.INVALID_INPUT, "lacks", upload_complete.complete, env.settings, env.store, user=env.other,
            dataset_id=other_dataset, upload_id=other_upload)  # fmt: skip
 
     # Deleting one reference keeps the blob; deleting the last removes it.
     for version_id in (first, second):
         datasets.delete_version(env.settings, env.store, user=env.owner, version_id=version_id)
-        assert list(env.store.list(datasets.BLOB_PREFIX)) == blobs
+        assert list(env.store.list(blobs.BLOB_PREFIX)) == stored
     datasets.delete_version(env.settings, env.store, user=env.owner, version_id=third)
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == []
+    assert list(env.store.list(blobs.BLOB_PREFIX)) == []
     env.assert_no_orphans()
 
 
@@ -178,7 +193,7 @@ def test_bad_chunks_are_refused_and_store_nothing(data_env: DataEnv) -> None:
     dataset_id = env.dataset("bad-chunks")
     upload_id = open_session(env, dataset_id, data)
     chunks = split(data, CHUNK)
-    put = uploads.put_chunk
+    put = upload_parts.put_chunk
     common = {"user": env.owner, "dataset_id": dataset_id, "upload_id": upload_id}
     expect(ErrorCode.INVALID_INPUT, "does not match its checksum", put, env.settings, env.store, index=0,
            data=chunks[0], sha256=sha(b"other"), **common)  # fmt: skip
@@ -208,7 +223,7 @@ def test_hash_mismatch_at_completion_aborts_and_leaves_nothing(data_env: DataEnv
     upload_id = open_session(env, dataset_id, data, sha256=claimed)
     for index, chunk in enumerate(split(data, CHUNK)):
         env.put(dataset_id, upload_id, index, chunk)
-    err = expect(ErrorCode.INVALID_INPUT, "declared", uploads.complete, env.settings, env.store, user=env.owner,
+    err = expect(ErrorCode.INVALID_INPUT, "declared", upload_complete.complete, env.settings, env.store, user=env.owner,
                  dataset_id=dataset_id, upload_id=upload_id)  # fmt: skip
     assert sha(data) in err.message and claimed in err.message
     with session_scope(env.settings.database_url) as session:
@@ -271,8 +286,8 @@ def test_abort_expiry_and_deletes_leave_no_orphans(data_env: DataEnv) -> None:
            dataset_id=doomed)  # fmt: skip
     datasets.delete_dataset(env.settings, env.store, user=env.owner, dataset_id=doomed)
     env.assert_no_orphans()
-    assert env.store.exists(datasets.blob_key(sha(data[0])))  # still used by the kept dataset
-    assert not env.store.exists(datasets.blob_key(sha(data[1])))
+    assert env.store.exists(blobs.blob_key(sha(data[0])))  # still used by the kept dataset
+    assert not env.store.exists(blobs.blob_key(sha(data[1])))
     with session_scope(env.settings.database_url) as session:
         assert session.get(DatasetVersion, doomed_version) is None
         assert session.get(UploadSession, in_doomed) is None
@@ -290,7 +305,9 @@ def test_concurrent_completions_make_one_version(data_env: DataEnv) -> None:
 
     def complete() -> int | str:
         try:
-            return uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+            return upload_complete.complete(
+                env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+            )
         except AipError as e:
             assert e.code is ErrorCode.CONFLICT, e.message
             return "conflict"
@@ -313,15 +330,15 @@ def test_a_session_expired_while_completing_records_no_version(
     upload_id = open_session(env, dataset_id, data, chunk_size=chunk_size)
     for index, chunk in enumerate(split(data, chunk_size)):
         env.put(dataset_id, upload_id, index, chunk)
-    verify = uploads._verify
+    verify = upload_complete._verify
 
     def expire_then_verify(*args: object) -> None:  # the reconcile loop's sweep, between read-back and recording
         later = utcnow() + dt.timedelta(seconds=env.settings.upload_session_ttl_s + 60)
         assert uploads.expire_stale(env.settings, env.store, now=later) == [upload_id]
         verify(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(uploads, "_verify", expire_then_verify)
-    expect(ErrorCode.CONFLICT, "was EXPIRED (Idle for more than", uploads.complete, env.settings, env.store,
+    monkeypatch.setattr(upload_complete, "_verify", expire_then_verify)
+    expect(ErrorCode.CONFLICT, "was EXPIRED (Idle for more than", upload_complete.complete, env.settings, env.store,
            user=env.owner, dataset_id=dataset_id, upload_id=upload_id)  # fmt: skip
     assert version_count(env) == 0
     with session_scope(env.settings.database_url) as session:
@@ -351,7 +368,7 @@ def test_a_long_completion_is_not_expired_while_it_reads_back(
     monkeypatch.setattr(formats.StreamCheck, "feed", slow_feed)
     expired: list[str] = []
     with ThreadPoolExecutor(1) as pool:
-        done = pool.submit(uploads.complete, settings, env.store, user=env.owner, dataset_id=dataset_id,
+        done = pool.submit(upload_complete.complete, settings, env.store, user=env.owner, dataset_id=dataset_id,
                            upload_id=upload_id)  # fmt: skip
         while not done.done():  # the reconcile loop's sweep, as often as it likes
             expired += uploads.expire_stale(settings, env.store)
@@ -373,14 +390,16 @@ def test_a_part_lost_by_storage_is_asked_for_again(fast_env: DataEnv) -> None:
     for index, chunk in enumerate(chunks):
         env.put(dataset_id, upload_id, index, chunk)
     upload_spool.drop(upload_id)  # as after a restart of the API: completion reads the parts back
-    env.store.delete(uploads.part_key(upload_id, 2))
-    expect(ErrorCode.CONFLICT, "Chunk 2", uploads.complete, env.settings, env.store, user=env.owner,
+    env.store.delete(upload_storage.part_key(upload_id, 2))
+    expect(ErrorCode.CONFLICT, "Chunk 2", upload_complete.complete, env.settings, env.store, user=env.owner,
            dataset_id=dataset_id, upload_id=upload_id)  # fmt: skip
     with session_scope(env.settings.database_url) as session:
         assert 2 not in uploads.received(session, upload_id)
         assert session.get_one(UploadSession, upload_id).status == "OPEN"
     env.put(dataset_id, upload_id, 2, chunks[2])
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         assert session.get_one(DatasetVersion, version_id).sha256 == sha(data)
     env.assert_no_orphans()
@@ -404,13 +423,15 @@ def test_chunks_of_s3_part_size_become_multipart_parts(fast_env: DataEnv) -> Non
     assert (list(env.store.list("uploads/")) == []) == on_s3  # parts as objects only off S3
     for index in (0, 2):
         env.put(dataset_id, upload_id, index, chunks[index])
-    version_id = uploads.complete(env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id)
+    version_id = upload_complete.complete(
+        env.settings, env.store, user=env.owner, dataset_id=dataset_id, upload_id=upload_id
+    )
     with session_scope(env.settings.database_url) as session:
         version = session.get_one(DatasetVersion, version_id)
         assert (version.num_rows, version.sha256) == (data.count(b"\n") - 1, sha(data))
         assert env.store.get_bytes(version.storage_key) == data
         blob = version.storage_key
-    assert blob == (datasets.blob_key(sha(data), upload_id) if on_s3 else datasets.blob_key(sha(data)))
+    assert blob == (blobs.blob_key(sha(data), upload_id) if on_s3 else blobs.blob_key(sha(data)))
     env.assert_no_orphans()
 
     # Aborted or expired halfway: the multipart upload goes with its parts.
@@ -440,7 +461,7 @@ def test_multipart_join_keeps_only_verified_readable_bytes(fast_env: DataEnv) ->
         for index, chunk in enumerate(split(content, 5 << 20)):
             env.put(dataset_id, upload_id, index, chunk)
 
-    complete = uploads.complete
+    complete = upload_complete.complete
     wrong = open_session(env, dataset_id, data, sha256=sha(data + b"x"), **big)
     send_all(wrong, data)
     expect(ErrorCode.INVALID_INPUT, "declared", complete, env.settings, env.store, user=env.owner,
@@ -457,7 +478,7 @@ def test_multipart_join_keeps_only_verified_readable_bytes(fast_env: DataEnv) ->
     second = env.upload(env.dataset("own-blob-again"), "again.csv", data, chunk_size=5 << 20)
     with session_scope(env.settings.database_url) as session:
         keys = {session.get_one(DatasetVersion, v).storage_key for v in (first, second)}
-    composed = datasets.blob_key(sha(data), first_upload) if env.store.url.startswith("s3://") else None
-    assert keys == {composed or datasets.blob_key(sha(data))}
-    assert list(env.store.list(datasets.BLOB_PREFIX)) == list(keys)
+    composed = blobs.blob_key(sha(data), first_upload) if env.store.url.startswith("s3://") else None
+    assert keys == {composed or blobs.blob_key(sha(data))}
+    assert list(env.store.list(blobs.BLOB_PREFIX)) == list(keys)
     env.assert_no_orphans()
