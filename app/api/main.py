@@ -73,6 +73,6 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
     log.exception("Unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse({"code": "INTERNAL", "message": "Internal error; the server log has the details."}, 500)

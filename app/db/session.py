@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +38,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types 
 @lru_cache(maxsize=8)
 def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Runs an UPDATE or DELETE and returns how many rows it changed: a conditional UPDATE claims a change this way
+    (SQLite has no row locks), and a DELETE of nothing is told apart."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 @contextmanager

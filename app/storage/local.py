@@ -49,7 +49,7 @@ class LocalStore:
             raise ObjectNotFound(key)
         return path
 
-    def put_file(self, key: str, source: BinaryIO, size: int = -1) -> None:
+    def put_file(self, key: str, source: BinaryIO, size: int = -1) -> None:  # noqa: ARG002 - S3 needs the size, a file does not
         path = self._path(key)
         with self._errors(f"write {key!r}"):
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, 
 
 @code_router.post("", response_model=CodePublic, status_code=201)
 async def upload_code(
-    file: UploadFile, store: StoreDep, user: User = Depends(require("training:job:create"))
+    file: UploadFile, store: StoreDep, _user: User = Depends(require("training:job:create"))
 ) -> CodePublic:
     """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
     data = await file.read(custom_code.MAX_BYTES + 1)

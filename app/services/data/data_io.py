@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -47,7 +48,7 @@ def read_version(settings: Settings, version: DatasetVersion, *, as_strings: boo
         return ray.data.read_csv(path, filesystem=filesystem, convert_options=options)
     if version.format == "jsonl" and formats.has_mixed_columns(version.columns):
         lines = ray.data.read_text(path, filesystem=filesystem)
-        return lines.map_batches(_json_lines, batch_format="pyarrow", fn_kwargs={"columns": version.columns})
+        return lines.map_batches(partial(_json_lines, columns=version.columns), batch_format="pyarrow")
     if version.format == "jsonl":
         return ray.data.read_json(path, filesystem=filesystem, lines=True, file_extensions=None)
     if version.format == "parquet":

@@ -100,7 +100,7 @@ def _dtype_name(arrow_type: pa.DataType) -> str:
         return str(arrow_type)
 
 
-def _count(source: Path | BinaryIO, fmt: str) -> tuple[int, pa.Schema] | None:
+def _count(source: Path | BinaryIO | io.RawIOBase, fmt: str) -> tuple[int, pa.Schema] | None:
     """Rows and schema of a CSV or JSON lines file, read by pyarrow (a path, or a stream read once in order);
     None when a column's type changes along the file (e.g. numbers, then text), which only pandas widens."""
     try:

@@ -90,6 +90,7 @@ def _fit_impute(step: dict[str, Any], context: Context, features: dict[str, Any]
         if "fill_value" not in step:
             raise PipelineError("strategy 'constant' needs a fill_value")
         return {"strategy": strategy, "values": dict.fromkeys(columns, step["fill_value"])}
+    found: dict[str, tuple[int, Any]]  # column -> (values seen, the fill value)
     if strategy == "mean":
         found = {c: (m[0], m[1]) for c, m in context.moments(columns).items()}
     elif strategy == "median":
@@ -199,8 +200,8 @@ def _fit_select(step: dict[str, Any], context: Context, features: dict[str, Any]
                 raise PipelineError("correlation selection needs the target column (feature config or 'target')")
             codes = None if pd.api.types.is_numeric_dtype(frame[target]) else context.distinct(target)
             parts = context.collect([*numeric, target], lambda f: _target_comoments(f, numeric, target, codes))
-            found = {c: stats.correlation(stats.combine_comoments([p[c] for p in parts])) for c in numeric}
-            dropped = [c for c in numeric if not abs(found[c]) >= threshold]
+            correlations = {c: stats.correlation(stats.combine_comoments([p[c] for p in parts])) for c in numeric}
+            dropped = [c for c in numeric if not abs(correlations[c]) >= threshold]
         else:
             raise PipelineError("give 'columns', or method 'variance' or 'correlation'")
         keep = [str(c) for c in frame.columns if c not in dropped]

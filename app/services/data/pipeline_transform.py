@@ -29,7 +29,8 @@ class FrameSource:
     """One in-memory frame as a single block; the transformed frame is kept, so each step is applied once."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
-        self._original, self._steps, self._frame = frame, [], frame
+        self._original, self._frame = frame, frame
+        self._steps: list[dict[str, Any]] = []
 
     def sample(self, steps: list[dict[str, Any]]) -> pd.DataFrame:
         if steps[: len(self._steps)] != self._steps:
@@ -39,7 +40,8 @@ class FrameSource:
         self._steps = list(steps)
         return self._frame
 
-    def collect(self, steps: list[dict[str, Any]], columns: list[str], partial: Callable[[pd.DataFrame], Any]) -> list:
+    # The sources' shared signature: a block source reads only `columns`; one in-memory frame has them all.
+    def collect(self, steps: list[dict[str, Any]], columns: list[str], partial: Callable[[pd.DataFrame], Any]) -> list:  # noqa: ARG002
         return [partial(self.sample(steps))]
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.db.models import DatasetVersion, UploadChunk, UploadSession, User, utcnow
-from app.db.session import session_scope
+from app.db.session import rows_changed, session_scope
 from app.services.data import datasets, formats, upload_spool
 from app.services.data.upload_storage import discard_stored, multipart_key, part_key
 from app.services.data.uploads import (
@@ -72,12 +72,13 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
         ]
         # Claimed by a conditional UPDATE, so two concurrent completions cannot both proceed (SQLite has no row
         # locks; elsewhere the lock above already serialises them).
-        claimed = session.execute(
+        claimed = rows_changed(
+            session,
             update(UploadSession)
             .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.OPEN)
-            .values(status=UploadStatus.COMPLETING, updated_at=utcnow())
+            .values(status=UploadStatus.COMPLETING, updated_at=utcnow()),
         )
-        if claimed.rowcount != 1:
+        if claimed != 1:
             raise conflict(f"Upload {upload_id} is being completed; ask for its status again in a moment.")
     # A joined multipart upload is the file under its blob key: the version references it once verified.
     joined = multipart_key(upload_id, declared) if multipart_id is not None and reuse_key is None else None
@@ -109,12 +110,13 @@ def complete(settings: Settings, store: ObjectStore, *, user: User, dataset_id: 
                 # Only a session still COMPLETING: one expired or aborted meanwhile has had its stored bytes
                 # removed, so its version must not be recorded (the conditional UPDATE also waits for, or is
                 # waited on by, that end's row lock).
-                closed = session.execute(
+                closed = rows_changed(
+                    session,
                     update(UploadSession)
                     .where(UploadSession.id == upload_id, UploadSession.status == UploadStatus.COMPLETING)
-                    .values(status=UploadStatus.COMPLETED, version_id=version.id, updated_at=utcnow())
+                    .values(status=UploadStatus.COMPLETED, version_id=version.id, updated_at=utcnow()),
                 )
-                if closed.rowcount != 1:
+                if closed != 1:
                     ended = session.get(UploadSession, upload_id)
                     why = f"was {ended.status} ({ended.message})" if ended is not None else "was removed"
                     raise conflict(f"Upload {upload_id} {why} while it was being completed; upload the file again.")

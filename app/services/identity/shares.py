@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import conflict, forbidden, invalid, not_found
 from app.db.models import Dataset, Model, Share, User
+from app.db.session import rows_changed
 from app.services.identity import users
 from app.services.identity.access import can_read, can_write
 
@@ -49,8 +50,7 @@ def unshare(session: Session, *, user: User, kind: str, resource_id: int, userna
     statement = delete(Share).where(
         Share.resource_type == table, Share.resource_id == resource_id, Share.user_id == target.id
     )
-    result = cast(CursorResult[Any], session.execute(statement))  # a DELETE's result: it has a row count
-    if not result.rowcount:
+    if not rows_changed(session, statement):
         raise not_found("Share with", repr(username))
 
 
