@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.audit import AuditMiddleware
+from app.api import responses
 from app.api.routes import (
     account,
     auth,
@@ -25,7 +28,7 @@ from app.api.routes import (
 )
 from app.api.routes.training import code_router
 from app.api.routes.tuning import router as tuning_router
-from app.core.errors import AipError
+from app.core.errors import AipError, ErrorCode
 from app.web import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ def create_app() -> FastAPI:
     app.add_middleware(AuditMiddleware)
     app.add_exception_handler(AipError, _aip_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    responses.install(app)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
 
@@ -68,9 +73,33 @@ async def _aip_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+    problems = [f"{'.'.join(str(p) for p in err['loc'])}: {_explain(err)}" for err in exc.errors()]
     body = {"code": "INVALID_INPUT", "message": "; ".join(problems), "details": {"errors": problems}}
     return JSONResponse(body, status_code=422)
+
+
+def _explain(error: Any) -> str:
+    if error["type"] == "extra_forbidden":  # pydantic's "Extra inputs are not permitted" hides the likely typo
+        return "unknown field; check its spelling (the API documentation at /docs lists the fields)"
+    return str(error["msg"])
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, method not allowed) in the platform's envelope."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        body = {"code": ErrorCode.NOT_FOUND, "message": f"No route {request.url.path}; the API is under {API_PREFIX}."}
+        return JSONResponse(body, status_code=404)
+    if exc.status_code == 405:
+        allowed = responses.allowed_methods(request.app, request.url.path)
+        message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}."
+        return JSONResponse(
+            {"code": ErrorCode.METHOD_NOT_ALLOWED, "message": message},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+    code = ErrorCode.INVALID_INPUT if exc.status_code < 500 else ErrorCode.INTERNAL
+    return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _unexpected_error(request: Request, _exc: Exception) -> JSONResponse:

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from app.contracts import tabular_mlp
+from app.contracts import image_cnn, tabular_mlp
+from app.contracts.pipeline_steps import PipelineStep
 from app.contracts.search_space import SearchConfig
+from app.contracts.templates import CUSTOM_TEMPLATE, TEMPLATES
 from app.contracts.train_config import TrainConfig
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    # Rows hold naive UTC; an answer carries the offset, so clients never read it as their local time.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+"""A timestamp in an answer: UTC, with its offset."""
 
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class DatasetCreate(BaseModel):
+class Strict(BaseModel):
+    """A request body: an unknown (e.g. misspelt) field is refused, naming it, rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetCreate(Strict):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
     description: str = Field(default="", max_length=1024)
 
@@ -31,7 +48,7 @@ class DatasetVersionPublic(Public):
     sha256: str
     num_rows: int
     columns: list[dict[str, Any]]  # name, dtype; "mixed": true for a column mixing JSON types
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
 class DatasetPublic(Public):
@@ -40,7 +57,7 @@ class DatasetPublic(Public):
     description: str
     owner_id: int
     feature_config: dict[str, Any] | None = None
-    created_at: dt.datetime
+    created_at: UtcDatetime
     versions: list[DatasetVersionPublic] = []
 
 
@@ -50,13 +67,30 @@ class JobCreate(TrainConfig):
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = Field(default=None, description="Trains on the dataset's newest version.")
     dataset_version_id: int | None = None
-    template: str = tabular_mlp.TEMPLATE_NAME
+    template: str = Field(default=tabular_mlp.TEMPLATE_NAME, json_schema_extra={"enum": sorted(TEMPLATES)})
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
     start: bool = Field(default=True, description="False: keep the job CREATED until POST .../start.")
     code_hash: str | None = Field(default=None, description="Template 'custom': the hash POST /training/code gave.")
     min_quality_score: float | None = Field(
         default=None, ge=0, le=1, description="Refuse the data unless its newest quality report scores at least this."
     )
+
+    @model_validator(mode="after")
+    def _options_of_template(self) -> JobCreate:
+        if self.template not in TEMPLATES:
+            raise ValueError(f"Unknown template {self.template!r}; use one of {', '.join(sorted(TEMPLATES))}")
+        set_here = self.model_fields_set
+        misplaced = [
+            field
+            for field, owner in (("image", image_cnn.TEMPLATE_NAME), ("params", CUSTOM_TEMPLATE), ("code_hash", CUSTOM_TEMPLATE))
+            if field in set_here and getattr(self, field) and self.template != owner
+        ]
+        if misplaced:
+            raise ValueError(
+                f"{', '.join(misplaced)}: not an option of template {self.template!r}; remove it or use the template"
+                " it belongs to (image: image_cnn; params, code_hash: custom)"
+            )
+        return self
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
@@ -72,7 +106,7 @@ class JobTransitionPublic(Public):
     from_status: str | None
     to_status: str
     message: str
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
 class JobPublic(Public):
@@ -88,10 +122,10 @@ class JobPublic(Public):
     attempts: int
     ray_job_id: str | None
     code_hash: str | None
-    created_at: dt.datetime
-    queued_at: dt.datetime | None
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_at: UtcDatetime
+    queued_at: UtcDatetime | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     metrics: list[dict[str, Any]] = []
     transitions: list[JobTransitionPublic] = []
     model_version_id: int | None = None
@@ -109,7 +143,9 @@ class TuneCreate(TrainConfig):
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = None
     dataset_version_id: int | None = None
-    template: str = Field(default=tabular_mlp.TEMPLATE_NAME, description="Only tabular_mlp can be tuned, for now.")
+    template: Literal["tabular_mlp"] = Field(
+        default=tabular_mlp.TEMPLATE_NAME, description="Only tabular_mlp can be tuned, for now."
+    )
     search: SearchConfig
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
 
@@ -142,9 +178,9 @@ class TuneRunPublic(Public):
     ray_job_id: str | None
     best_trial_id: int | None
     model_version_id: int | None
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     trials: list[TrialPublic] = []
 
 
@@ -160,7 +196,7 @@ class ModelVersionPublic(Public):
     signature: dict[str, Any]
     metrics: dict[str, float]
     lineage: dict[str, Any] | None = None
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
 class ModelPublic(Public):
@@ -170,8 +206,7 @@ class ModelPublic(Public):
     versions: list[ModelVersionPublic]
 
 
-class DeployRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeployRequest(Strict):
     num_replicas: int = Field(default=1, ge=1, le=64)
 
 
@@ -182,10 +217,10 @@ class DeploymentPublic(Public):
     num_replicas: int
     status: str
     message: str
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(Strict):
     rows: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
 
 
@@ -204,8 +239,7 @@ class DatasetVersionDetail(DatasetVersionPublic):
     state_key: str | None = None
 
 
-class QualityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class QualityCreate(Strict):
     iqr_factor: float = Field(default=1.5, gt=0, description="Outlier if outside [Q1 - k*IQR, Q3 + k*IQR].")
     z_threshold: float = Field(default=3.0, gt=0, description="Outlier if |value - mean| / std exceeds this.")
     key_columns: list[str] = Field(default=[], description="Columns whose values must be unique.")
@@ -224,21 +258,24 @@ class QualityReportPublic(Public):
     result: dict[str, Any] | None
     score: float | None
     message: str
-    created_at: dt.datetime
-    finished_at: dt.datetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
 
 
-class FeatureConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    target: str | None = None
-    numeric: list[str] = []
-    categorical: list[str] = []
+ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class PipelineCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    steps: list[dict[str, Any]] = Field(
-        min_length=1, description="In order, e.g. [{'op': 'impute', 'strategy': 'median'}, {'op': 'scale'}]."
+class FeatureConfig(Strict):
+    target: ColumnName | None = None
+    numeric: list[ColumnName] = Field(default=[], max_length=10_000)
+    categorical: list[ColumnName] = Field(default=[], max_length=10_000)
+
+
+class PipelineCreate(Strict):
+    steps: list[PipelineStep] = Field(
+        min_length=1,
+        max_length=100,
+        description="In order, e.g. [{'op': 'impute', 'strategy': 'median'}, {'op': 'scale'}].",
     )
 
 
@@ -250,5 +287,5 @@ class PipelineRunPublic(Public):
     steps: list[dict[str, Any]]
     status: str
     message: str
-    created_at: dt.datetime
-    finished_at: dt.datetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas import UtcDatetime
 from app.services.identity.roles import RoleLimits
 
 
@@ -55,8 +55,8 @@ class UserPublic(Public):
     id: int
     username: str
     is_active: bool
-    created_at: dt.datetime
-    locked_until: dt.datetime | None
+    created_at: UtcDatetime
+    locked_until: UtcDatetime | None
     roles: list[str]
 
     @classmethod
@@ -107,10 +107,10 @@ class ApiTokenPublic(Public):
     name: str
     prefix: str
     scopes: list[str]
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-    last_used_at: dt.datetime | None
+    created_at: UtcDatetime
+    expires_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+    last_used_at: UtcDatetime | None
 
 
 class ApiTokenCreated(ApiTokenPublic):
@@ -119,7 +119,7 @@ class ApiTokenCreated(ApiTokenPublic):
 
 class AuditPublic(Public):
     id: int
-    created_at: dt.datetime
+    created_at: UtcDatetime
     user_id: int | None
     username: str
     method: str

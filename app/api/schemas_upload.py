@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas import Public
+from app.api.schemas import Public, UtcDatetime
 
 
 class UploadCreate(BaseModel):
@@ -37,8 +36,8 @@ class UploadPublic(Public):
     mode: str = Field(description="api: PUT chunks to the API; direct: ask for part URLs and PUT chunks to S3.")
     received: list[int] = Field(default=[], description="Indexes of the chunks the server has.")
     content_known: bool = Field(default=False, description="The server has these bytes: complete without chunks.")
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class PartUrlCreate(BaseModel):
@@ -50,7 +49,7 @@ class PartUrlPublic(BaseModel):
     index: int
     url: str = Field(description="PUT the chunk's bytes here, with exactly `headers`.")
     headers: dict[str, str]
-    expires_at: dt.datetime
+    expires_at: UtcDatetime
 
 
 class PartReport(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.contracts.train_config import METRICS, TrainConfig
 
 TUNABLE = ("learning_rate", "batch_size", "weight_decay", "momentum", "hidden_units", "optimizer")
+Tunable = Literal["learning_rate", "batch_size", "weight_decay", "momentum", "hidden_units", "optimizer"]
 # PBT hands one trial's weights and optimizer state to another mid-training: the parameters that shape them (the
 # network's width, the optimizer's kind) must be the same in every trial.
 PBT_FIXED = ("hidden_units", "optimizer")
@@ -62,7 +63,7 @@ class Param(BaseModel):
 
 class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    space: dict[str, Param] = Field(min_length=1)
+    space: dict[Tunable, Param] = Field(min_length=1, description="The parameters to tune, each with its range.")
     metric: str | None = Field(default=None, description="Default: the training config's metric.")
     mode: Literal["min", "max"] | None = None
     num_samples: int = Field(default=8, ge=1, le=1000, description="Number of trials.")

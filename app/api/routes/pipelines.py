@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetPublic, FeatureConfig, PipelineCreate, PipelineRunPublic
+from app.contracts.pipeline_steps import stored
 from app.contracts.status import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
@@ -25,7 +26,7 @@ def set_features(
 def start_run(
     version_id: int, body: PipelineCreate, settings: SettingsDep, user: User = Depends(require("dataset:process"))
 ) -> object:
-    run_id = pipelines.start_run(settings, user=user, version_id=version_id, steps=body.steps)
+    run_id = pipelines.start_run(settings, user=user, version_id=version_id, steps=[stored(step) for step in body.steps])
     with session_scope(settings.database_url) as session:
         return PipelineRunPublic.model_validate(pipelines.get_run(session, user=user, run_id=run_id))
 
