@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.audit import AuditMiddleware
 from app.api import responses
+from app.api.audit import AuditMiddleware
 from app.api.routes import (
     account,
     auth,
@@ -98,6 +98,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             status_code=405,
             headers={"Allow": ", ".join(allowed)},
         )
+    if exc.status_code == 400:  # a body FastAPI cannot parse: invalid input like any other, one status for it
+        message = f"The request body cannot be read ({exc.detail}); send JSON (or the form the operation documents)."
+        return JSONResponse({"code": ErrorCode.INVALID_INPUT, "message": message}, status_code=422)
     code = ErrorCode.INVALID_INPUT if exc.status_code < 500 else ErrorCode.INTERNAL
     return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from app.contracts import image_cnn, tabular_mlp
 from app.contracts.pipeline_steps import PipelineStep
@@ -67,7 +67,9 @@ class JobCreate(TrainConfig):
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     dataset_id: int | None = Field(default=None, description="Trains on the dataset's newest version.")
     dataset_version_id: int | None = None
-    template: str = Field(default=tabular_mlp.TEMPLATE_NAME, json_schema_extra={"enum": sorted(TEMPLATES)})
+    template: str = Field(
+        default=tabular_mlp.TEMPLATE_NAME, json_schema_extra={"enum": list[JsonValue](sorted(TEMPLATES))}
+    )
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")
     start: bool = Field(default=True, description="False: keep the job CREATED until POST .../start.")
     code_hash: str | None = Field(default=None, description="Template 'custom': the hash POST /training/code gave.")
@@ -82,7 +84,11 @@ class JobCreate(TrainConfig):
         set_here = self.model_fields_set
         misplaced = [
             field
-            for field, owner in (("image", image_cnn.TEMPLATE_NAME), ("params", CUSTOM_TEMPLATE), ("code_hash", CUSTOM_TEMPLATE))
+            for field, owner in (
+                ("image", image_cnn.TEMPLATE_NAME),
+                ("params", CUSTOM_TEMPLATE),
+                ("code_hash", CUSTOM_TEMPLATE),
+            )
             if field in set_here and getattr(self, field) and self.template != owner
         ]
         if misplaced:
@@ -144,7 +150,7 @@ class TuneCreate(TrainConfig):
     dataset_id: int | None = None
     dataset_version_id: int | None = None
     template: Literal["tabular_mlp"] = Field(
-        default=tabular_mlp.TEMPLATE_NAME, description="Only tabular_mlp can be tuned, for now."
+        default="tabular_mlp", description="Only tabular_mlp can be tuned, for now."
     )
     search: SearchConfig
     priority: int = Field(default=0, ge=-100, le=100, description="Higher starts first; FIFO within a priority.")

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -19,7 +18,7 @@ from app.api.main import create_app
 from app.core.config import get_settings
 from app.db.models import User
 from app.db.session import session_scope, upgrade_schema
-from app.services.identity import users
+from app.services.identity import tokens, users
 
 ADMIN_PASSWORD = "contract-admin-password-1"
 DEVELOPER = ("fuzzdev", "Contract-tester-pw-9")
@@ -55,6 +54,15 @@ def login(app: FastAPI, username: str, password: str) -> str:
         answer = client.post("/api/v1/auth/login", data={"username": username, "password": password})
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
+
+
+def start_session(username: str) -> str:
+    """An access token as a login makes one, without the password check: a fuzzer's failed logins from the same
+    address make the login limiter refuse the right password too."""
+    settings = get_settings()
+    with session_scope(settings.database_url) as session:
+        user = session.scalars(select(User).where(User.username == username)).one()
+        return tokens.start_session(session, settings, user=user, client_ip="contract-test").access_token
 
 
 def build_app() -> FastAPI:

@@ -26,7 +26,9 @@ def set_features(
 def start_run(
     version_id: int, body: PipelineCreate, settings: SettingsDep, user: User = Depends(require("dataset:process"))
 ) -> object:
-    run_id = pipelines.start_run(settings, user=user, version_id=version_id, steps=[stored(step) for step in body.steps])
+    run_id = pipelines.start_run(
+        settings, user=user, version_id=version_id, steps=[stored(step) for step in body.steps]
+    )
     with session_scope(settings.database_url) as session:
         return PipelineRunPublic.model_validate(pipelines.get_run(session, user=user, run_id=run_id))
 

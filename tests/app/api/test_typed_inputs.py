@@ -70,7 +70,9 @@ def test_bad_pipeline_step_is_refused_naming_the_field(
 def test_bad_training_config_is_refused_naming_the_field(
     client: TestClient, version: dict, change: dict, field: str
 ) -> None:
-    answer = client.post("/training/job", json={"dataset_version_id": version["id"], "target_column": "label", **change})
+    answer = client.post(
+        "/training/job", json={"dataset_version_id": version["id"], "target_column": "label", **change}
+    )
     assert answer.status_code == 422, answer.text
     assert field in answer.json()["message"]
 
@@ -99,6 +101,11 @@ def test_unknown_route_and_method_answer_in_the_envelope(client: TestClient, ver
     wrong = client.put(f"/dataset/{version['dataset_id']}")
     assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
     assert wrong.headers["allow"] == "DELETE, GET"
+
+
+def test_unreadable_body_is_invalid_input(client: TestClient) -> None:
+    answer = client.post("/dataset", content=b"<\xffj", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422 and "cannot be read" in answer.json()["message"], answer.text
 
 
 def test_every_error_status_is_declared_with_the_envelope(client: TestClient) -> None:
