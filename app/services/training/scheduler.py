@@ -18,14 +18,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.cluster import capacity as cluster_capacity
-from app.cluster import jobs as ray_jobs
 from app.core.config import Settings
 from app.core.errors import AipError
 from app.db.models import JobStatus, TrainingJob, TuningRun, User
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import TRAINING_JOB, TUNING_RUN, RunKind
 from app.services.identity import roles
 from app.services.system import sysconfig
-from app.services.training import jobs, placement, tuning, warm_workers
+from app.services.training import jobs, placement, warm_workers
 from train_jobs.job_config import TrainConfig, parse
 from train_jobs.search_space import SearchConfig
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 Resources = dict[str, float]
 _EPS = 1e-9
 JOB, TUNE = "job", "tuning run"
+_KINDS: dict[str, RunKind] = {JOB: TRAINING_JOB, TUNE: TUNING_RUN}
 _ACTIVE = (JobStatus.STARTING, JobStatus.RUNNING)
 # Each limit: the system setting that applies when none of the user's roles sets it, and what it counts.
 LIMIT_SETTINGS = {
@@ -192,7 +194,7 @@ def schedule(settings: Settings) -> list[Work]:
             try:
                 candidate = Candidate(Work(JOB, job.id), job.owner_id, parse(job.config))
             except ValueError as e:  # a row written by hand or by an older version
-                jobs.transition(session, job, JobStatus.FAILED, f"The job's config is invalid: {e}")
+                lifecycle.transition(session, TRAINING_JOB, job, JobStatus.FAILED, f"The job's config is invalid: {e}")
                 continue
             rows[candidate.work] = job
             queue.append(((-job.priority, job.queued_at or job.created_at, 0, job.id), candidate))
@@ -200,7 +202,7 @@ def schedule(settings: Settings) -> list[Work]:
             try:
                 candidate = tuning_candidate(run)
             except ValueError as e:
-                tuning.set_status(session, run, JobStatus.FAILED, f"The run's config is invalid: {e}")
+                lifecycle.transition(session, TUNING_RUN, run, JobStatus.FAILED, f"The run's config is invalid: {e}")
                 continue
             rows[candidate.work] = run
             queue.append(((-run.priority, run.created_at, 1, run.id), candidate))
@@ -223,7 +225,7 @@ def schedule(settings: Settings) -> list[Work]:
             limits=owner_limits(session, settings, {c.owner_id for c in candidates}),
         )
         for work, reason in decided.refused.items():
-            _fail(session, rows[work], reason)
+            lifecycle.transition(session, _KINDS[work.kind], rows[work], JobStatus.FAILED, reason)
         for work, reason in decided.waiting.items():
             if rows[work].message != reason:
                 rows[work].message = reason
@@ -238,7 +240,7 @@ def schedule(settings: Settings) -> list[Work]:
     started = []
     for work, (submission, module, args) in submissions.items():
         try:
-            ray_jobs.submit(settings, submission_id=submission, module=module, args=args)
+            lifecycle.submit(settings, _KINDS[work.kind], submission=submission, args=args, module=module)
             started.append(work)
         except AipError as e:
             log.warning("Submitting %s failed, it stays queued: %s", work, e.message)
@@ -261,13 +263,6 @@ def _active_demands(session: Session) -> list[tuple[Resources, int]]:
         except ValueError:
             continue
     return found
-
-
-def _fail(session: Session, row: TrainingJob | TuningRun, reason: str) -> None:
-    if isinstance(row, TrainingJob):
-        jobs.transition(session, row, JobStatus.FAILED, reason)
-    else:
-        tuning.set_status(session, row, JobStatus.FAILED, reason)
 
 
 def _place(settings: Settings, starting: list[Candidate]) -> dict[Work, placement.Preference]:
@@ -307,24 +302,22 @@ def _mark_starting(
     module and arguments its Ray job runs (a job's with the pool of warm workers to take them from)."""
     if isinstance(row, TrainingJob):
         row.attempts += 1
-        row.ray_job_id = jobs.submission_id(row)
+        row.ray_job_id = TRAINING_JOB.submission_id(row)
         row.logs_key = None
         row.preferred_nodes = preference.node_ids if preference else None
         where = f" {preference.describe()}." if preference else ""
-        jobs.transition(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.{where}")
+        lifecycle.transition(
+            session, TRAINING_JOB, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.{where}"
+        )
         return row.ray_job_id, *jobs.driver_command(row, warm_pool)
-    row.ray_job_id = tuning.submission_id(row.id)
-    tuning.set_status(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.")
-    return row.ray_job_id, tuning.ENTRYPOINT, [str(row.id)]
+    row.ray_job_id = TUNING_RUN.submission_id(row)
+    lifecycle.transition(session, TUNING_RUN, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.")
+    return row.ray_job_id, TUNING_RUN.entrypoint, [str(row.id)]
 
 
 def _requeue(session: Session, work: Work, message: str) -> None:
-    if work.kind == JOB:
-        jobs.transition(session, session.get_one(TrainingJob, work.id), JobStatus.QUEUED, message)
-    else:
-        run = session.get_one(TuningRun, work.id)
-        run.ray_job_id = None
-        tuning.set_status(session, run, JobStatus.QUEUED, message)
+    kind = _KINDS[work.kind]
+    lifecycle.transition(session, kind, session.get_one(kind.model, work.id), JobStatus.QUEUED, message)
 
 
 def _count_fitting(per_worker: Resources, node: Resources) -> int:
