@@ -202,13 +202,11 @@ def check_image_zip(store: ObjectStore, version: DatasetVersion) -> None:
 
 def check_cluster_can_host(settings: Settings, config: TrainConfig, copies: int = 1) -> None:
     """Refuses work that no placement on the cluster could host (`copies` such jobs at once: a tuning run)."""
-    from app.services.training.scheduler import never_fits
-
     try:
         nodes = cluster_capacity.read(settings).nodes
     except AipError:
         return  # the cluster is unreachable now; the scheduler checks again before starting the job
-    reason = never_fits(config, nodes, copies)
+    reason = placement.never_fits(config, nodes, copies)
     if reason:
         raise invalid(reason)
 

@@ -85,28 +85,6 @@ class Plan:
     refused: dict[Work, str] = field(default_factory=dict)  # why it can never run
 
 
-def never_fits(config: TrainConfig, nodes: list[Resources], copies: int = 1) -> str | None:
-    """Why no placement of the workers (of `copies` such jobs at once) on these nodes exists, or None."""
-    per_worker = config.worker_resources()
-    workers = config.num_workers * copies
-    hosts = [_count_fitting(per_worker, node) for node in nodes]
-    if sum(hosts) >= workers:
-        return None
-    biggest = {key: max((n.get(key, 0.0) for n in nodes), default=0.0) for key in per_worker}
-    if any(per_worker[k] > biggest[k] + _EPS for k in per_worker):
-        short = ", ".join(f"{k} {per_worker[k]:g} (largest node has {biggest[k]:g})" for k in per_worker)
-        return f"One worker needs {short}: no node of the cluster is that large. Ask for less per worker."
-    if copies > 1:
-        return (
-            f"{copies} trials at once need {workers} workers of {_fmt(per_worker)} but the whole cluster holds at "
-            f"most {sum(hosts)}. Lower max_concurrent_trials, or use fewer or smaller workers per trial."
-        )
-    return (
-        f"The job needs {workers} workers of {_fmt(per_worker)} but the whole cluster holds at most "
-        f"{sum(hosts)}. Use fewer workers or smaller ones."
-    )
-
-
 def over_limit(usage: Usage, demand: Resources, limits: dict[str, float]) -> str | None:
     """Why starting work of `demand` would take its owner past one of their limits, or None."""
     checks = (
@@ -134,7 +112,7 @@ def plan(
     free = dict(free)
     usage = {owner: Usage(u.gpus, u.cpus, u.jobs) for owner, u in usage.items()}
     for position, item in enumerate(queue):
-        reason = never_fits(item.config, nodes, item.copies)
+        reason = placement.never_fits(item.config, nodes, item.copies)
         if reason:
             result.refused[item.work] = reason
             continue
@@ -168,11 +146,7 @@ def free_resources(available: Resources, total: Resources, reserved: Resources) 
 def tuning_candidate(run: TuningRun) -> Candidate:
     """A tuning run as queued work: its trials' workers, as many trials at once as it may run."""
     search = SearchConfig.model_validate(run.search)
-    return Candidate(Work(TUNE, run.id), run.owner_id, parse(run.config), concurrent_trials(search))
-
-
-def concurrent_trials(search: SearchConfig) -> int:
-    return min(search.max_concurrent_trials, search.num_samples)
+    return Candidate(Work(TUNE, run.id), run.owner_id, parse(run.config), placement.concurrent_trials(search))
 
 
 def owner_limits(session: Session, settings: Settings, owner_ids: set[int]) -> dict[int, dict[str, float]]:
@@ -318,12 +292,3 @@ def _mark_starting(
 def _requeue(session: Session, work: Work, message: str) -> None:
     kind = _KINDS[work.kind]
     lifecycle.transition(session, kind, session.get_one(kind.model, work.id), JobStatus.QUEUED, message)
-
-
-def _count_fitting(per_worker: Resources, node: Resources) -> int:
-    counts = [int((node.get(k, 0.0) + _EPS) // v) for k, v in per_worker.items() if v > 0]
-    return min(counts) if counts else 0
-
-
-def _fmt(resources: Resources) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in resources.items())

@@ -21,7 +21,7 @@ from app.runs import lifecycle, queue_signal
 from app.runs.kinds import TUNING_RUN
 from app.services.data import datasets
 from app.services.identity.access import can_read, can_write, readable
-from app.services.training import jobs
+from app.services.training import jobs, placement
 from app.storage import ObjectStore
 from train_jobs.job_config import TrainConfig
 from train_jobs.search_space import SearchConfig
@@ -53,10 +53,8 @@ def create_run(settings: Settings, store: ObjectStore, *, user: User, spec: Tune
         search = spec.search.resolve(spec.config)
     except ValueError as e:
         raise invalid(str(e)) from e
-    from app.services.training.scheduler import concurrent_trials
-
     jobs.check_cluster_can_host(settings, spec.config)  # one trial's workers, then all trials at once
-    jobs.check_cluster_can_host(settings, spec.config, copies=concurrent_trials(search))
+    jobs.check_cluster_can_host(settings, spec.config, copies=placement.concurrent_trials(search))
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=spec.dataset_version_id)
         try:
