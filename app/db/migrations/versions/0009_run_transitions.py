@@ -40,9 +40,7 @@ def upgrade() -> None:
             "SELECT setval(pg_get_serial_sequence('run_transitions', 'id'), "
             "COALESCE((SELECT MAX(id) FROM run_transitions), 0) + 1, false)"
         )
-    with op.batch_alter_table("job_transitions", schema=None) as batch_op:
-        batch_op.drop_index("ix_job_transitions_job")
-    op.drop_table("job_transitions")
+    op.drop_table("job_transitions")  # with its index (MariaDB refuses to drop the index alone: a foreign key uses it)
     for table in ("pipeline_runs", "quality_reports"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("logs_key", sa.String(length=512), nullable=True))
@@ -72,6 +70,4 @@ def downgrade() -> None:
         "SELECT id, run_id, from_status, to_status, message, created_at FROM run_transitions "
         f"WHERE kind = '{TRAINING_JOB}'"
     )
-    with op.batch_alter_table("run_transitions", schema=None) as batch_op:
-        batch_op.drop_index("ix_run_transitions_run")
     op.drop_table("run_transitions")
