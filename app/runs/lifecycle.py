@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.cluster import jobs as ray_jobs
@@ -92,11 +92,14 @@ def mark_running(session: Session, kind: RunKind, run_id: int) -> Any | None:
     was stopped, failed, or is already running). Callers may race (a training job's rank-0 worker and its driver's
     first metric): a conditional UPDATE claims the change first, so only one records it (SQLite has no row locks)."""
     model = kind.model
-    claimed = session.execute(
-        update(model)
-        .where(model.id == run_id, model.status == kind.runs_from)
-        .values(status=JobStatus.RUNNING)
-        .execution_options(synchronize_session=False)
+    claimed = cast(
+        CursorResult[Any],  # an UPDATE's result: it has a row count
+        session.execute(
+            update(model)
+            .where(model.id == run_id, model.status == kind.runs_from)
+            .values(status=JobStatus.RUNNING)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if claimed.rowcount != 1:
         return None
