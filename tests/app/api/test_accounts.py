@@ -78,7 +78,7 @@ def test_failed_logins_answer_alike_and_admin_unlock(admin: Client) -> None:
         waiting = expect(401, Client(admin.base_url).login, username, PASSWORD)
         assert unknown.body == wrong.body == waiting.body
         assert "locked" not in str(waiting).lower() and username not in str(waiting)
-        assert admin.list_users()[-1]["locked_until"] is not None
+        assert next(u for u in admin.list_users() if u["id"] == user_id)["locked_until"] is not None
         assert admin.unlock_user(user_id)["locked_until"] is None
         assert Client(admin.base_url).login(username, PASSWORD).account()["username"] == username
     finally:
