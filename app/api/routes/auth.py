@@ -9,6 +9,7 @@ from app.services.identity import tokens, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
+
 @router.post("/login", response_model=LoginPublic)
 def login(
     request: Request, session: SessionDep, settings: SettingsDep, form: OAuth2PasswordRequestForm = Depends()

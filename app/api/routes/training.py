@@ -85,9 +85,7 @@ def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, 
 
 
 @code_router.post("", response_model=CodePublic, status_code=201)
-async def upload_code(
-    file: UploadFile, store: StoreDep, _user: User = Depends(require(CODE_RUN))
-) -> CodePublic:
+async def upload_code(file: UploadFile, store: StoreDep, _user: User = Depends(require(CODE_RUN))) -> CodePublic:
     """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
     data = await file.read(custom_code.MAX_BYTES + 1)
     stored = custom_code.store_code(store, file_name=file.filename or "", data=data)

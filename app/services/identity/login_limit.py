@@ -30,7 +30,7 @@ def _key(username: str, client_ip: str) -> tuple[str, str]:
     return username[:64], client_ip[:64]
 
 
-def blocked(session: Session, settings: Settings, *, username: str, client_ip: str) -> bool:
+def blocked(session: Session, *, username: str, client_ip: str) -> bool:
     """Whether logins of `username` from `client_ip` must wait now (the answer is the same as a wrong password)."""
     now = utcnow()
     user, ip = _key(username, client_ip)

@@ -182,7 +182,7 @@ def _dummy_hash() -> str:
 
 def authenticate(session: Session, settings: Settings, *, username: str, password: str, client_ip: str) -> User:
     """Checks a password login; failures slow down further tries of that username from that address only."""
-    if login_limit.blocked(session, settings, username=username, client_ip=client_ip):
+    if login_limit.blocked(session, username=username, client_ip=client_ip):
         raise AipError(ErrorCode.UNAUTHENTICATED, LOGIN_FAILED)
     user = session.scalar(select(User).where(User.username == username))
     if not verify_password(password, user.password_hash if user else _dummy_hash()) or user is None:

@@ -72,7 +72,9 @@ SPECS = {
             1,
             100_000,
         ),
-        SettingSpec("auth.lockout_minutes", int, 15, "Longest wait after failed logins (it doubles from 1 min)", 1, 10_080),
+        SettingSpec(
+            "auth.lockout_minutes", int, 15, "Longest wait after failed logins (it doubles from 1 min)", 1, 10_080
+        ),
         SettingSpec("auth.refresh_token_days", int, 7, "Lifetime of a login (refresh token)", 1, 90),
         SettingSpec(
             "upload.max_file_bytes",

@@ -140,4 +140,6 @@ def test_custom_code_needs_its_own_permission(admin: Client, tmp_path: Path) -> 
         )
     assert err.value.status == 403
     # Templates stay open to developers.
-    assert developer.create_job(dataset_version_id=version["id"], target_column=TARGET, template="tabular_mlp", start=False)
+    assert developer.create_job(
+        dataset_version_id=version["id"], target_column=TARGET, template="tabular_mlp", start=False
+    )
