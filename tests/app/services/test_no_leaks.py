@@ -9,7 +9,7 @@ import pytest
 
 from app.api.schemas import ModelVersionPublic
 from app.core.errors import AipError, ErrorCode
-from app.db.models import QualityReport
+from app.db.models import QualityReport, User
 from app.db.session import session_scope
 from app.services.data import quality
 from app.storage import public_checkpoint
@@ -23,9 +23,9 @@ def test_a_404_does_not_name_another_users_row(db_url: str) -> None:
         report = QualityReport(version_id=version.id, owner_id=owner.id, config={})
         s.add(report)
         s.flush()
-        report_id, version_id = report.id, version.id
+        report_id = report.id
     with session_scope(db_url) as s, pytest.raises(AipError) as err:
-        quality.get_report(s, user=s.get_one(type(other), other.id), report_id=report_id)
+        quality.get_report(s, user=s.get_one(User, other.id), report_id=report_id)
     assert err.value.code is ErrorCode.NOT_FOUND
     assert err.value.message.startswith(f"Quality report {report_id} does not exist"), err.value.message
     assert "Dataset version" not in err.value.message
