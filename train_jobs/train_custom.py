@@ -21,7 +21,7 @@ from app.runs.kinds import TRAINING_JOB
 from app.services.data import datasets
 from app.services.training import custom_code, jobs
 from app.storage import open_store
-from train_jobs import custom_loop, runtime
+from train_jobs import custom_loop, runtime, sandbox
 from train_jobs.driver import Entrypoint, Record, run_main
 from train_jobs.train_tabular import fit, model_version
 
@@ -48,6 +48,11 @@ def work(settings: Settings, job_id: int, loaded: Loaded) -> Record:
             "code": store.get_bytes(code_key),
             "file_name": code_key.rsplit("/", 1)[-1],
             "frame": ray.put(frame),
+            "limits": sandbox.Limits.for_job(
+                cpus_per_worker=config.cpus_per_worker,
+                memory_per_worker_mb=config.memory_per_worker_mb,
+                max_hours=settings.custom_code_max_hours,
+            ).to_dict(),
         },
     )
     if best is not None:
@@ -76,7 +81,8 @@ def work(settings: Settings, job_id: int, loaded: Loaded) -> Record:
     )
 
 
-ENTRYPOINT = Entrypoint(TRAINING_JOB, load, work, workers_mark_running=True)
+# The workers run the user's code without database access (train_jobs.sandbox): the driver marks the job RUNNING.
+ENTRYPOINT = Entrypoint(TRAINING_JOB, load, work)
 
 if __name__ == "__main__":
     run_main(ENTRYPOINT)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.contracts import tabular_mlp
 from app.contracts.search_space import SearchConfig
 from app.contracts.train_config import TrainConfig
+from app.storage import public_checkpoint
 
 
 class Public(BaseModel):
@@ -161,6 +162,14 @@ class ModelVersionPublic(Public):
     metrics: dict[str, float]
     lineage: dict[str, Any] | None = None
     created_at: dt.datetime
+
+    @field_validator("lineage")
+    @classmethod
+    def _no_server_paths(cls, lineage: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Stored as Ray Train's location (a server path or bucket): shown as a key within the platform's storage.
+        if lineage and isinstance(lineage.get("checkpoint"), str):
+            lineage = {**lineage, "checkpoint": public_checkpoint(lineage["checkpoint"])}
+        return lineage
 
 
 class ModelPublic(Public):

@@ -48,6 +48,13 @@ def user_enable(user_id: int, url: UrlOpt = None, username: UserOpt = None, pass
     _set_user(user_id, url, username, password, is_active=True, unlock=True)
 
 
+@user_app.command("unlock")
+def user_unlock(user_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Ends the waits that failed logins put on a user's logins (from every address)."""
+    user = connect(url, username, password).unlock_user(user_id)
+    console.print(f"User {user['id']} {user['username']} unlocked.")
+
+
 @user_app.command("reset-password")
 def user_reset_password(
     user_id: int,

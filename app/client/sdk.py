@@ -49,6 +49,9 @@ class Client(Connection):
     def update_user(self, user_id: int, **changes: Any) -> dict[str, Any]:
         return self._call("PATCH", f"/system/user/{user_id}", json=changes)
 
+    def unlock_user(self, user_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/system/user/{user_id}/unlock")
+
     def reset_password(self, user_id: int, password: str) -> None:
         self._call("POST", f"/system/user/{user_id}/password", json={"password": password})
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     warm_workers_per_node: int = Field(
         default=2, ge=0, le=64, description="Train workers each node keeps started and imported for CPU jobs; 0: none."
     )
+    custom_code_max_hours: float = Field(
+        default=24, gt=0, description="CPU time cap of a custom-code worker: hours x its CPUs (SECURITY.md)."
+    )
     max_gpus_per_user: float | None = Field(default=None, ge=0, description="GPUs one user's jobs may hold at once.")
 
     max_upload_bytes: int = Field(default=10 << 30, gt=0, description="Largest dataset file one upload may hold.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -66,6 +68,18 @@ def invalid(message: str, **details: Any) -> AipError:
 
 def not_found(kind: str, ident: object) -> AipError:
     return AipError(ErrorCode.NOT_FOUND, f"{kind} {ident} does not exist (or you cannot see it).")
+
+
+@contextmanager
+def hide_not_found(kind: str, ident: object) -> Iterator[None]:
+    """A 404 for a row reached through the one asked for names the one asked for: the other row's id may be another
+    user's, and telling it would say that it exists."""
+    try:
+        yield
+    except AipError as e:
+        if e.code is not ErrorCode.NOT_FOUND:
+            raise
+        raise not_found(kind, ident) from None
 
 
 def forbidden(message: str, **details: Any) -> AipError:

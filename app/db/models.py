@@ -97,6 +97,19 @@ class ApiToken(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class LoginThrottle(Base):
+    """Failed logins of one username from one client address (username "" counts the address's failures across
+    usernames). Kept in the database so every API replica sees the same counts."""
+
+    __tablename__ = "login_throttles"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class AuditEntry(Base):
     """One state-changing request: who, what, target, result, client IP, time."""
 

@@ -49,6 +49,12 @@ def update_user(
     return UserPublic.of(user)
 
 
+@router.post("/user/{user_id}/unlock", response_model=UserPublic)
+def unlock_user(user_id: int, session: SessionDep, _: User = Depends(require("system:user:edit"))) -> UserPublic:
+    """Ends the waits that failed logins put on the user's logins, from every address."""
+    return UserPublic.of(users.unlock(session, user_id=user_id))
+
+
 @router.post("/user/{user_id}/password", status_code=204)
 def reset_password(
     user_id: int,

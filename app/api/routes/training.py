@@ -6,11 +6,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage
 from app.contracts.status import JobStatus
+from app.contracts.templates import CUSTOM_TEMPLATE
 from app.core.config import Settings
-from app.core.errors import AipError, invalid
+from app.core.errors import AipError, forbidden, invalid
+from app.core.permissions import CODE_RUN
 from app.db.models import TrainingJob, User
 from app.db.session import session_scope
 from app.services.data import datasets
@@ -35,13 +37,24 @@ def _public(session: SessionDep, job: TrainingJob, *, detail: bool = True) -> Jo
     return public
 
 
+def _check_code_run(principal: PrincipalDep, template: str) -> None:
+    """Custom code runs on the cluster's workers: it needs its own permission beside training:job:create."""
+    if template == CUSTOM_TEMPLATE and not principal.allows(CODE_RUN):
+        raise forbidden(
+            f"Running custom code needs the permission {CODE_RUN!r} (admins hold it; an admin may grant it to a "
+            "role): use a built-in template instead, or ask an admin."
+        )
+
+
 @router.post("", response_model=JobPublic, status_code=202)
 def create_job(
     body: JobCreate,
     settings: SettingsDep,
     store: StoreDep,
+    principal: PrincipalDep,
     user: User = Depends(require("training:job:create")),
 ) -> JobPublic:
+    _check_code_run(principal, body.template)
     with session_scope(settings.database_url) as session:
         version_id = resolve_version_id(session, user, body.dataset_id, body.dataset_version_id)
         dataset_name = datasets.get_version(session, user=user, version_id=version_id).dataset.name
@@ -72,9 +85,7 @@ def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, 
 
 
 @code_router.post("", response_model=CodePublic, status_code=201)
-async def upload_code(
-    file: UploadFile, store: StoreDep, _user: User = Depends(require("training:job:create"))
-) -> CodePublic:
+async def upload_code(file: UploadFile, store: StoreDep, _user: User = Depends(require(CODE_RUN))) -> CodePublic:
     """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
     data = await file.read(custom_code.MAX_BYTES + 1)
     stored = custom_code.store_code(store, file_name=file.filename or "", data=data)
@@ -96,7 +107,10 @@ def get_job(job_id: int, session: SessionDep, user: User = Depends(require("trai
 
 
 @router.post("/{job_id}/start", response_model=JobPublic)
-def start_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:create"))) -> JobPublic:
+def start_job(
+    job_id: int, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:create"))
+) -> JobPublic:
+    _check_code_run(principal, jobs.get_job(session, user=user, job_id=job_id).template)
     return _public(session, jobs.start_job(session, user=user, job_id=job_id))
 
 
@@ -108,7 +122,10 @@ def stop_job(
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
-def retry_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:retry"))) -> JobPublic:
+def retry_job(
+    job_id: int, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:retry"))
+) -> JobPublic:
+    _check_code_run(principal, jobs.get_job(session, user=user, job_id=job_id).template)
     return _public(session, jobs.retry_job(session, user=user, job_id=job_id))
 
 

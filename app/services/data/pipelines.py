@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.contracts import formats as dataset_formats
 from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.core.errors import invalid, not_found
+from app.core.errors import hide_not_found, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, PipelineRun, User
 from app.db.session import session_scope
 from app.runs import lifecycle
@@ -96,7 +96,8 @@ def get_run(session: Session, *, user: User, run_id: int) -> PipelineRun:
     run = session.get(PipelineRun, run_id)
     if run is None:
         raise not_found("Pipeline run", run_id)
-    datasets.get_version(session, user=user, version_id=run.input_version_id)
+    with hide_not_found("Pipeline run", run_id):  # readable input: readable run; its id is not told
+        datasets.get_version(session, user=user, version_id=run.input_version_id)
     return run
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.contracts import formats as dataset_formats
 from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.core.errors import invalid, not_found
+from app.core.errors import hide_not_found, invalid, not_found
 from app.db.models import DatasetVersion, QualityReport, User
 from app.db.session import session_scope
 from app.runs import lifecycle
@@ -41,7 +41,8 @@ def get_report(session: Session, *, user: User, report_id: int) -> QualityReport
     report = session.get(QualityReport, report_id)
     if report is None:
         raise not_found("Quality report", report_id)
-    datasets.get_version(session, user=user, version_id=report.version_id)  # readable version: readable report
+    with hide_not_found("Quality report", report_id):  # readable version: readable report; its id is not told
+        datasets.get_version(session, user=user, version_id=report.version_id)
     return report
 
 

@@ -1,8 +1,8 @@
-"""Users, built-in roles, password rules, and login with lockout."""
+"""Users, built-in roles, password rules, and password login (throttled per account and address)."""
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import os
 import re
 import secrets
@@ -16,7 +16,7 @@ from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.core.permissions import ALL, BUILTIN_ROLES
 from app.core.security import hash_password, verify_password
 from app.db.models import Role, User, utcnow
-from app.services.identity import tokens
+from app.services.identity import login_limit, tokens
 from app.services.system import sysconfig
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{1,63}$")
@@ -137,8 +137,7 @@ def update_user(
             raise conflict("You cannot disable your own account.")
         user.is_active = is_active
     if unlock:
-        user.failed_logins = 0
-        user.locked_until = None
+        login_limit.unlock(session, user=user)
     session.flush()
     return user
 
@@ -148,8 +147,7 @@ def set_password(session: Session, settings: Settings, *, user: User, password: 
     check_password(session, settings, password, username=user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
-    user.failed_logins = 0
-    user.locked_until = None
+    login_limit.unlock(session, user=user)  # a new password ends the waits too
     tokens.revoke_sessions(session, user_id=user.id)
 
 
@@ -166,24 +164,37 @@ def change_own_password(session: Session, settings: Settings, *, user: User, cur
     set_password(session, settings, user=user, password=new)
 
 
-def authenticate(session: Session, settings: Settings, *, username: str, password: str) -> User:
-    """Checks a password login; locks the account after too many failures in a row."""
+# One answer for an unknown user, a wrong password and a login that must wait, so the answer tells an outsider
+# neither which usernames exist nor that an account is being attacked.
+LOGIN_FAILED = (
+    "Wrong username or password. After repeated failures, logins of this account from this address wait up to "
+    "auth.lockout_minutes; an admin can unlock the account."
+)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so an unknown user takes as long to refuse as a wrong
+    password."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def authenticate(session: Session, settings: Settings, *, username: str, password: str, client_ip: str) -> User:
+    """Checks a password login; failures slow down further tries of that username from that address only."""
+    if login_limit.blocked(session, username=username, client_ip=client_ip):
+        raise AipError(ErrorCode.UNAUTHENTICATED, LOGIN_FAILED)
     user = session.scalar(select(User).where(User.username == username))
-    now = utcnow()
-    if user is not None and user.locked_until and user.locked_until > now:
-        minutes = max(1, round((user.locked_until - now).total_seconds() / 60))
-        raise AipError(ErrorCode.FORBIDDEN, f"Account locked after failed logins; try again in {minutes} min.")
-    if user is None or not verify_password(password, user.password_hash):
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= sysconfig.get(session, settings, "auth.max_failed_logins"):
-                minutes = sysconfig.get(session, settings, "auth.lockout_minutes")
-                user.locked_until = now + dt.timedelta(minutes=minutes)
-                user.failed_logins = 0
-            session.commit()  # the failure must count although the request fails
-        raise AipError(ErrorCode.UNAUTHENTICATED, "Wrong username or password.")
-    if not user.is_active:
+    if not verify_password(password, user.password_hash if user else _dummy_hash()) or user is None:
+        login_limit.record_failure(settings, username=username, client_ip=client_ip)
+        raise AipError(ErrorCode.UNAUTHENTICATED, LOGIN_FAILED)
+    if not user.is_active:  # only a caller who knows the password learns this
         raise AipError(ErrorCode.FORBIDDEN, "This account is disabled; ask an admin to enable it.")
-    user.failed_logins = 0
-    user.locked_until = None
+    login_limit.record_success(settings, username=username, client_ip=client_ip)
+    return user
+
+
+def unlock(session: Session, *, user_id: int) -> User:
+    """Ends the waits of a user's logins from every address (an admin's action)."""
+    user = get_user(session, user_id)
+    login_limit.unlock(session, user=user)
     return user

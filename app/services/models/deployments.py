@@ -11,7 +11,7 @@ from app.cluster import serve_control
 from app.contracts import image_cnn
 from app.contracts.status import DeploymentStatus
 from app.core.config import Settings
-from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
+from app.core.errors import AipError, ErrorCode, conflict, forbidden, hide_not_found, invalid, not_found
 from app.db.models import Deployment, ModelVersion, User
 from app.db.session import session_scope
 from app.services.identity.access import can_read, can_write, readable
@@ -109,7 +109,8 @@ async def predict(settings: Settings, *, user: User, deployment_id: int, rows: l
     # flush its pending write (an API token's last use) and hold SQLite's write lock for the whole prediction.
     with session_scope(settings.database_url) as session:
         deployment = get_deployment(session, user=user, deployment_id=deployment_id)
-        signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
+        with hide_not_found("Deployment", deployment_id):
+            signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
     if deployment.status != DeploymentStatus.RUNNING:
         raise conflict(f"Deployment {deployment.id} is {deployment.status}; wait until it is RUNNING.")
     check_rows(signature, rows)
