@@ -81,9 +81,7 @@ def test_a_use_after_the_interval_is_written_again(db_url: str) -> None:
     wait_for(lambda: _last_used(db_url, token_id) != first, timeout_s=10, what="the later use recorded")
 
 
-def test_many_threads_noting_many_tokens_write_each_once_from_the_writer(
-    db_url: str, token_updates: list[str]
-) -> None:
+def test_many_threads_noting_many_tokens_write_each_once_from_the_writer(db_url: str, token_updates: list[str]) -> None:
     token_ids = [_token(db_url, f"t{i}") for i in range(5)]
     recorder = token_usage.UsageRecorder(db_url)
     noters = [threading.Thread(target=lambda: [recorder.note(t, None) for t in token_ids]) for _ in range(8)]
