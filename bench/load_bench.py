@@ -66,6 +66,7 @@ class Fixture:
 class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    first_errors: list[str] = field(default_factory=list)  # what went wrong, for the report
     elapsed_s: float = 0.0
 
 
@@ -187,14 +188,18 @@ async def _client(
         kind = "health" if baseline else rng.choices(kinds, weights)[0]
         sequence += 1
         start = time.perf_counter()
+        problem = None
         try:
             response = await _request(http, fixture, headers, kind, rng, f"{n}-{sequence}")
-            ok = response.status_code < 400
-        except httpx.HTTPError:
-            ok = False
+            if response.status_code >= 400:
+                problem = f"{kind}: HTTP {response.status_code} {response.text[:300]}"
+        except httpx.HTTPError as e:
+            problem = f"{kind}: {type(e).__name__} {e}"
         results.latencies[kind].append(time.perf_counter() - start)
-        if not ok:
+        if problem:
             results.errors[kind] += 1
+            if len(results.first_errors) < 5:
+                results.first_errors.append(problem)
 
 
 async def _request(
@@ -242,6 +247,8 @@ def report(clients: int, base: Results, mixed: Results) -> None:
         print(_line(kind, mixed.latencies.get(kind, []), mixed.errors.get(kind, 0), mixed.elapsed_s))
     if every:
         print(f"  mean {statistics.fmean(every) * 1000:.1f} ms")
+    for problem in base.first_errors + mixed.first_errors:
+        print(f"  error: {problem}")
 
 
 if __name__ == "__main__":
