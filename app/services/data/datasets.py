@@ -215,7 +215,8 @@ def record_version(
                 # unique (dataset, version) race. Take the next number rather than answer 409.
                 if attempt == _NUMBER_ATTEMPTS - 1:
                     raise conflict(
-                        f"Dataset {dataset_id} changed while adding the version (deleted, or many uploads at once); retry."
+                        f"Dataset {dataset_id} changed while adding the version (deleted, or many uploads at once): "
+                        "retry."
                     ) from e
     except BaseException:
         if wrote:
