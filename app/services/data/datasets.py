@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -201,31 +202,33 @@ def record_version(
                 store.put_file(key, f, size)
             wrote = True
     try:
-        with session_scope(settings.database_url) as session:
-            number = (
-                session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset_id))
-                or 0
-            ) + 1
-            version = DatasetVersion(
-                dataset_id=dataset_id,
-                version=number,
-                file_name=file_name,
-                format=fmt,
-                storage_key=key,
-                size_bytes=size,
-                sha256=sha256,
-                num_rows=num_rows,
-                columns=columns,
-                parent_id=parent_id,
-                pipeline=pipeline,
-                state_key=state_key,
-                profile=profile,
-            )
-            session.add(version)
-            session.flush()
-            if on_commit is not None:
-                on_commit(session, version)
-            version_id = version.id
+        for attempt in range(_NUMBER_ATTEMPTS):
+            try:
+                version_id = _add_version_row(
+                    settings,
+                    dataset_id=dataset_id,
+                    file_name=file_name,
+                    format=fmt,
+                    key=key,
+                    size=size,
+                    sha256=sha256,
+                    num_rows=num_rows,
+                    columns=columns,
+                    parent_id=parent_id,
+                    pipeline=pipeline,
+                    state_key=state_key,
+                    profile=profile,
+                    on_commit=on_commit,
+                )
+                break
+            except _NumberTaken as e:
+                # Two uploads to one dataset at once read the same highest number: the later insert loses the
+                # unique (dataset, version) race. Take the next number rather than answer 409.
+                if attempt == _NUMBER_ATTEMPTS - 1:
+                    raise conflict(
+                        f"Dataset {dataset_id} changed while adding the version (deleted, or many uploads at once): "
+                        "retry."
+                    ) from e
     except BaseException:
         if wrote:
             with session_scope(settings.database_url) as session:
@@ -240,6 +243,29 @@ def record_version(
         with path.open("rb") as f:
             store.put_file(key, f, size)
     return version_id
+
+
+_NUMBER_ATTEMPTS = 5
+
+
+class _NumberTaken(Exception):
+    """Another version took the number between reading the highest one and inserting."""
+
+
+def _add_version_row(settings: Settings, *, dataset_id: int, key: str, size: int, on_commit: Any, **fields: Any) -> int:
+    with session_scope(settings.database_url) as session:
+        number = (
+            session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset_id)) or 0
+        ) + 1
+        version = DatasetVersion(dataset_id=dataset_id, version=number, storage_key=key, size_bytes=size, **fields)
+        session.add(version)
+        try:
+            session.flush()
+        except IntegrityError as e:
+            raise _NumberTaken(number) from e
+        if on_commit is not None:
+            on_commit(session, version)
+        return version.id
 
 
 def find_readable_content(session: Session, *, user: User, sha256: str, size: int) -> DatasetVersion | None:
