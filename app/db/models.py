@@ -129,6 +129,18 @@ class SystemSetting(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+class Lease(Base):
+    """A named lease one control-plane replica holds at a time (the reconcile loop's leadership): taken with a
+    conditional UPDATE when free, expired or already its own (app.db.lease)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)  # when the holder took it
+    renewed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Share(Base):
     """Read access to one owned resource (a dataset, a model) granted to another user."""
 
