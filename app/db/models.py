@@ -268,7 +268,10 @@ class QualityReport(Base):
 
 class TrainingJob(Base):
     __tablename__ = "training_jobs"
-    __table_args__ = (Index("ix_training_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_training_jobs_status_created", "status", "created_at"),
+        Index("ix_training_jobs_owner", "owner_id", "id"),  # a user's jobs, newest first
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -294,7 +297,10 @@ class TuningRun(Base):
     """A Ray Tune run over one dataset version: a search space, a metric, ASHA and a search algorithm."""
 
     __tablename__ = "tuning_runs"
-    __table_args__ = (Index("ix_tuning_runs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_tuning_runs_status_created", "status", "created_at"),
+        Index("ix_tuning_runs_owner", "owner_id", "id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -400,7 +406,10 @@ class Model(Base):
 
 class ModelVersion(Base):
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        Index("ix_model_versions_job", "training_job_id"),  # a page of jobs looks up their versions
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
     version: Mapped[int] = mapped_column(Integer)
@@ -419,6 +428,7 @@ class ModelVersion(Base):
 
 class Deployment(Base):
     __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_owner", "owner_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

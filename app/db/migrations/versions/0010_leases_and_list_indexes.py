@@ -14,7 +14,12 @@ branch_labels = None
 depends_on = None
 
 # (index, table, columns) for the paged lists' filters and orders.
-LIST_INDEXES: list[tuple[str, str, list[str]]] = []
+LIST_INDEXES: list[tuple[str, str, list[str]]] = [
+    ("ix_training_jobs_owner", "training_jobs", ["owner_id", "id"]),
+    ("ix_tuning_runs_owner", "tuning_runs", ["owner_id", "id"]),
+    ("ix_model_versions_job", "model_versions", ["training_job_id"]),
+    ("ix_deployments_owner", "deployments", ["owner_id", "id"]),
+]
 
 
 def upgrade() -> None:
