@@ -152,6 +152,8 @@ def seed(url: str, num_jobs: int, metric_points: int) -> dict[str, Any]:
     if batch:
         with engine.begin() as conn:
             conn.execute(insert(JobMetric), batch)
+    with engine.begin() as conn:  # statistics, as autovacuum (or an operator after a bulk load) would gather
+        conn.exec_driver_sql("ANALYZE")
     return {"job_ids": job_ids, "with_metrics": with_metrics, "admin_id": user_ids[0], "owner_id": user_ids[1]}
 
 
