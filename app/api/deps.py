@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -13,6 +13,7 @@ from app.core.config import Settings, get_settings
 from app.core.errors import AipError, ErrorCode
 from app.core.permissions import check_known
 from app.db.models import User
+from app.db.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from app.db.session import session_scope
 from app.services.identity import tokens
 from app.storage import ObjectStore, open_store
@@ -73,3 +74,16 @@ def require(permission: str) -> Callable[..., User]:
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test
     return check
+
+
+def page_request(
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page."),
+    offset: int = Query(default=0, ge=0, description="Items to skip."),
+    sort: str | None = Query(
+        default=None, max_length=64, pattern=r"^-?[a-z_]+$", description="A field to sort by; '-field': descending."
+    ),
+) -> PageRequest:
+    return PageRequest(limit=limit, offset=offset, sort=sort)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -12,9 +12,20 @@ from app.contracts.search_space import SearchConfig
 from app.contracts.train_config import TrainConfig
 from app.storage import public_checkpoint
 
+T = TypeVar("T")
+
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class Page(Public, Generic[T]):
+    """One page of a list: every list route answers in this shape (`?limit=&offset=&sort=` and its filters)."""
+
+    items: list[T]
+    total: int = Field(description="How many items match the filters, on every page.")
+    limit: int
+    offset: int
 
 
 class DatasetCreate(BaseModel):

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from app.client import ApiError, Client, credentials
+from app.client.paging import MAX_PAGE, Page
 from app.core.config import Settings, get_settings
 
 console = Console()
@@ -18,6 +19,20 @@ console = Console()
 UrlOpt = Annotated[str | None, typer.Option("--url", help="API URL (default: this machine's platform).")]
 UserOpt = Annotated[str | None, typer.Option("--username", "-u", envvar="AIP_USERNAME")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", "-p", envvar="AIP_PASSWORD", hidden=True)]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=MAX_PAGE, help="Show at most this many.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")]
+
+
+def print_total(page: Page, what: str) -> None:
+    """Which part of how many the page shows, and how to see the rest."""
+    shown = len(page)
+    if not shown:
+        console.print(f"No {what} from offset {page.offset}; {page.total} in total.")
+        return
+    more = page.total - page.offset - shown
+    hint = f"; --offset {page.offset + shown} for the next {min(more, page.limit)}" if more > 0 else ""
+    console.print(f"{page.offset + 1}-{page.offset + shown} of {page.total} {what}{hint}.")
+
 
 T = TypeVar("T")
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     admin_password: str = Field(default="", description="Empty: generated once and shown by `aiplatform up`.")
 
     reconcile_interval_s: float = Field(default=2.0, gt=0)
+    leader_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="One control-plane replica runs the reconcile loop, holding a lease it renews each pass; "
+        "another takes over this long after the leader stops renewing. Keep it several reconcile intervals long.",
+    )
     node_failure_window_s: float = Field(
         default=24 * 3600, gt=0, description="Training workers that died on a node count against it for this long."
     )

@@ -142,6 +142,18 @@ class SystemSetting(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+class Lease(Base):
+    """A named lease one control-plane replica holds at a time (the reconcile loop's leadership): taken with a
+    conditional UPDATE when free, expired or already its own (app.db.lease)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)  # when the holder took it
+    renewed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Share(Base):
     """Read access to one owned resource (a dataset, a model) granted to another user."""
 
@@ -269,7 +281,10 @@ class QualityReport(Base):
 
 class TrainingJob(Base):
     __tablename__ = "training_jobs"
-    __table_args__ = (Index("ix_training_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_training_jobs_status_created", "status", "created_at"),
+        Index("ix_training_jobs_owner", "owner_id", "id"),  # a user's jobs, newest first
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -295,7 +310,10 @@ class TuningRun(Base):
     """A Ray Tune run over one dataset version: a search space, a metric, ASHA and a search algorithm."""
 
     __tablename__ = "tuning_runs"
-    __table_args__ = (Index("ix_tuning_runs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_tuning_runs_status_created", "status", "created_at"),
+        Index("ix_tuning_runs_owner", "owner_id", "id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -401,7 +419,10 @@ class Model(Base):
 
 class ModelVersion(Base):
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        Index("ix_model_versions_job", "training_job_id"),  # a page of jobs looks up their versions
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
     version: Mapped[int] = mapped_column(Integer)
@@ -420,6 +441,7 @@ class ModelVersion(Base):
 
 class Deployment(Base):
     __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_owner", "owner_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

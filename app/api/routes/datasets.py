@@ -1,10 +1,10 @@
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
-from app.api.schemas import DatasetCreate, DatasetPublic, DatasetVersionDetail
+from app.api.deps import PageDep, SessionDep, SettingsDep, StoreDep, require
+from app.api.schemas import DatasetCreate, DatasetPublic, DatasetVersionDetail, Page
 from app.db.models import User
 from app.db.session import session_scope
 from app.services.data import datasets, profiles
@@ -17,9 +17,15 @@ def create_dataset(body: DatasetCreate, session: SessionDep, user: User = Depend
     return datasets.create_dataset(session, owner=user, name=body.name, description=body.description)
 
 
-@router.get("", response_model=list[DatasetPublic])
-def list_datasets(session: SessionDep, user: User = Depends(require("dataset:list"))) -> object:
-    return datasets.list_datasets(session, user=user)
+@router.get("", response_model=Page[DatasetPublic])
+def list_datasets(
+    session: SessionDep,
+    page: PageDep,
+    name: str | None = Query(default=None, max_length=128, description="Datasets whose name contains this."),
+    user: User = Depends(require("dataset:list")),
+) -> object:
+    """Sorts: id (default), name, created_at."""
+    return datasets.list_datasets(session, user=user, request=page, name=name)
 
 
 @router.get("/version/{version_id}", response_model=DatasetVersionDetail)
@@ -47,10 +53,13 @@ def get_dataset(dataset_id: int, session: SessionDep, user: User = Depends(requi
     return datasets.get_dataset(session, user=user, dataset_id=dataset_id)
 
 
-@router.get("/{dataset_id}/version", response_model=list[DatasetVersionDetail])
-def list_versions(dataset_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
-    """The dataset's versions, oldest first, with their lineage (parent, pipeline, state)."""
-    return datasets.get_dataset(session, user=user, dataset_id=dataset_id).versions
+@router.get("/{dataset_id}/version", response_model=Page[DatasetVersionDetail])
+def list_versions(
+    dataset_id: int, session: SessionDep, page: PageDep, user: User = Depends(require("dataset:query"))
+) -> object:
+    """The dataset's versions, oldest first (sorts: version, id, created_at), with their lineage (parent,
+    pipeline, state)."""
+    return datasets.list_versions(session, user=user, dataset_id=dataset_id, request=page)
 
 
 @router.delete("/{dataset_id}", status_code=204)

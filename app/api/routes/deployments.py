@@ -1,16 +1,23 @@
 from fastapi import APIRouter, Depends, Response
 
-from app.api.deps import SessionDep, SettingsDep, require
-from app.api.schemas import DeploymentPublic, PredictRequest, PredictResponse
+from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.schemas import DeploymentPublic, Page, PredictRequest, PredictResponse
+from app.contracts.status import DeploymentStatus
 from app.db.models import User
 from app.services.models import deployments
 
 router = APIRouter(prefix="/deployment", tags=["deployments"])
 
 
-@router.get("", response_model=list[DeploymentPublic])
-def list_deployments(session: SessionDep, user: User = Depends(require("deployment:list"))) -> object:
-    return deployments.list_deployments(session, user=user)
+@router.get("", response_model=Page[DeploymentPublic])
+def list_deployments(
+    session: SessionDep,
+    page: PageDep,
+    status: DeploymentStatus | None = None,
+    user: User = Depends(require("deployment:list")),
+) -> object:
+    """Sorts: id (default), created_at, status."""
+    return deployments.list_deployments(session, user=user, request=page, status=status)
 
 
 @router.get("/{deployment_id}", response_model=DeploymentPublic)

@@ -4,8 +4,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
-from app.api.schemas import DatasetPublic, FeatureConfig, PipelineCreate, PipelineRunPublic
+from app.api.deps import PageDep, SessionDep, SettingsDep, StoreDep, require
+from app.api.schemas import DatasetPublic, FeatureConfig, Page, PipelineCreate, PipelineRunPublic
 from app.contracts.status import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
@@ -35,26 +35,28 @@ def get_run(run_id: int, session: SessionDep, user: User = Depends(require("data
     return pipelines.get_run(session, user=user, run_id=run_id)
 
 
-@router.get("/version/{version_id}/pipeline", response_model=list[PipelineRunPublic])
+@router.get("/version/{version_id}/pipeline", response_model=Page[PipelineRunPublic])
 def list_runs(
     version_id: int,
     session: SessionDep,
+    page: PageDep,
     status: DataJobStatus | None = None,
     user: User = Depends(require("dataset:query")),
 ) -> object:
     """Runs on this version (as their input), newest first."""
-    return pipelines.list_runs(session, user=user, version_id=version_id, status=status)
+    return pipelines.list_runs(session, user=user, version_id=version_id, status=status, request=page)
 
 
-@router.get("/{dataset_id}/pipeline", response_model=list[PipelineRunPublic])
+@router.get("/{dataset_id}/pipeline", response_model=Page[PipelineRunPublic])
 def list_dataset_runs(
     dataset_id: int,
     session: SessionDep,
+    page: PageDep,
     status: DataJobStatus | None = None,
     user: User = Depends(require("dataset:query")),
 ) -> object:
     """Runs on any version of the dataset, newest first."""
-    return pipelines.list_runs(session, user=user, dataset_id=dataset_id, status=status)
+    return pipelines.list_runs(session, user=user, dataset_id=dataset_id, status=status, request=page)
 
 
 @router.get("/version/{version_id}/state")

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import SessionDep, SettingsDep, require
-from app.api.schemas import QualityCreate, QualityReportPublic
+from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.schemas import Page, QualityCreate, QualityReportPublic
 from app.contracts.status import DataJobStatus
 from app.db.models import User
 from app.db.session import session_scope
@@ -21,26 +21,28 @@ def start_check(
         return QualityReportPublic.model_validate(quality.get_report(session, user=user, report_id=report_id))
 
 
-@router.get("/version/{version_id}/quality", response_model=list[QualityReportPublic])
+@router.get("/version/{version_id}/quality", response_model=Page[QualityReportPublic])
 def list_reports(
     version_id: int,
     session: SessionDep,
+    page: PageDep,
     status: DataJobStatus | None = None,
     user: User = Depends(require("dataset:query")),
 ) -> object:
     """The version's reports, newest first."""
-    return quality.list_reports(session, user=user, version_id=version_id, status=status)
+    return quality.list_reports(session, user=user, version_id=version_id, status=status, request=page)
 
 
-@router.get("/{dataset_id}/quality", response_model=list[QualityReportPublic])
+@router.get("/{dataset_id}/quality", response_model=Page[QualityReportPublic])
 def list_dataset_reports(
     dataset_id: int,
     session: SessionDep,
+    page: PageDep,
     status: DataJobStatus | None = None,
     user: User = Depends(require("dataset:query")),
 ) -> object:
     """Reports of every version of the dataset, newest first."""
-    return quality.list_reports(session, user=user, dataset_id=dataset_id, status=status)
+    return quality.list_reports(session, user=user, dataset_id=dataset_id, status=status, request=page)
 
 
 @router.get("/quality/{report_id}", response_model=QualityReportPublic)

@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.api.deps import SessionDep, SettingsDep, require
+from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.schemas import Page
 from app.api.schemas_auth import (
     AuditPublic,
     PasswordReset,
@@ -25,9 +26,18 @@ from app.services.system import audit, sysconfig
 router = APIRouter(prefix="/system", tags=["system"])
 
 
-@router.get("/user", response_model=list[UserPublic])
-def list_users(session: SessionDep, _: User = Depends(require("system:user:list"))) -> list[UserPublic]:
-    return [UserPublic.of(u) for u in users.list_users(session)]
+@router.get("/user", response_model=Page[UserPublic])
+def list_users(
+    session: SessionDep,
+    page: PageDep,
+    username: str | None = Query(default=None, max_length=64, description="Users whose name contains this."),
+    is_active: bool | None = None,
+    _: User = Depends(require("system:user:list")),
+) -> Page[UserPublic]:
+    """Sorts: id (default), username, created_at."""
+    found = users.list_users(session, request=page, username=username, is_active=is_active)
+    items = [UserPublic.of(u) for u in found.items]
+    return Page[UserPublic](items=items, total=found.total, limit=found.limit, offset=found.offset)
 
 
 @router.post("/user", response_model=UserPublic, status_code=201)
@@ -67,9 +77,10 @@ def reset_password(
     return Response(status_code=204)
 
 
-@router.get("/role", response_model=list[RolePublic])
-def list_roles(session: SessionDep, _: User = Depends(require("system:role:list"))) -> object:
-    return roles.list_roles(session)
+@router.get("/role", response_model=Page[RolePublic])
+def list_roles(session: SessionDep, page: PageDep, _: User = Depends(require("system:role:list"))) -> object:
+    """Sorts: name (default), id."""
+    return roles.list_roles(session, request=page)
 
 
 @router.post("/role", response_model=RolePublic, status_code=201)
@@ -99,19 +110,19 @@ def list_permissions(_: User = Depends(require("system:role:list"))) -> dict[str
     return PERMISSIONS
 
 
-@router.get("/audit", response_model=list[AuditPublic])
+@router.get("/audit", response_model=Page[AuditPublic])
 def query_audit(
     session: SessionDep,
+    page: PageDep,
     username: str | None = None,
     action: str | None = None,
     result: Literal["success", "failure"] | None = None,
     path_prefix: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
     _: User = Depends(require("system:audit:list")),
 ) -> object:
+    """Newest first; sorts: id, created_at."""
     return audit.query(
         session,
         username=username,
@@ -120,8 +131,7 @@ def query_audit(
         path_prefix=path_prefix,
         since=since,
         until=until,
-        limit=limit,
-        offset=offset,
+        request=page,
     )
 
 

@@ -6,8 +6,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep, require
-from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage
+from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, StoreDep, require
+from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage, Page
 from app.contracts.status import JobStatus
 from app.contracts.templates import CUSTOM_TEMPLATE
 from app.core.config import Settings
@@ -92,13 +92,26 @@ async def upload_code(file: UploadFile, store: StoreDep, _user: User = Depends(r
     return CodePublic(code_hash=stored.code_hash, file_name=stored.file_name, size_bytes=stored.size_bytes)
 
 
-@router.get("", response_model=list[JobPublic])
+@router.get("", response_model=Page[JobPublic])
 def list_jobs(
     session: SessionDep,
+    page: PageDep,
     status: JobStatus | None = None,
+    name: str | None = Query(default=None, max_length=128, description="Jobs whose name contains this."),
+    dataset_version_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
     user: User = Depends(require("training:job:list")),
-) -> list[JobPublic]:
-    return [_public(session, job, detail=False) for job in jobs.list_jobs(session, user=user, status=status)]
+) -> Page[JobPublic]:
+    """Newest first; sorts: id, name, created_at, status, priority. Without metrics and transitions (see a job)."""
+    found = jobs.list_jobs(
+        session, user=user, request=page, status=status, name=name, dataset_version_id=dataset_version_id
+    )
+    versions = registry.version_ids_for_jobs(session, [job.id for job in found.items])
+    items = []
+    for job in found.items:
+        public = JobPublic.model_validate(job)
+        public.model_version_id = versions.get(job.id)
+        items.append(public)
+    return Page[JobPublic](items=items, total=found.total, limit=found.limit, offset=found.offset)
 
 
 @router.get("/{job_id}", response_model=JobPublic)

@@ -1,9 +1,10 @@
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import PageDep, SessionDep, SettingsDep, StoreDep, require
 from app.api.routes.training import resolve_version_id
-from app.api.schemas import TrialPublic, TuneCreate, TuneRunPublic
+from app.api.schemas import Page, TrialPublic, TuneCreate, TuneRunPublic
+from app.contracts.status import JobStatus
 from app.db.models import TuningRun, User
 from app.db.session import session_scope
 from app.services.data import datasets
@@ -39,9 +40,15 @@ def create_run(
         return _public(session, tuning.get_run(session, user=user, run_id=run_id))
 
 
-@router.get("", response_model=list[TuneRunPublic])
-def list_runs(session: SessionDep, user: User = Depends(require("training:tune:list"))) -> list[TuneRunPublic]:
-    return [_public(session, row, detail=False) for row in tuning.list_runs(session, user=user)]
+@router.get("", response_model=Page[TuneRunPublic])
+def list_runs(
+    session: SessionDep,
+    page: PageDep,
+    status: JobStatus | None = None,
+    user: User = Depends(require("training:tune:list")),
+) -> object:
+    """Newest first; sorts: id, name, created_at, status. Without trials (see a run)."""
+    return tuning.list_runs(session, user=user, request=page, status=status)
 
 
 @router.get("/{run_id}", response_model=TuneRunPublic)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
@@ -34,6 +34,7 @@ from app.db.models import (
     UploadSession,
     User,
 )
+from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
 from app.runs import lifecycle
 from app.runs.kinds import PIPELINE_RUN, QUALITY_REPORT
@@ -50,8 +51,22 @@ def create_dataset(session: Session, *, owner: User, name: str, description: str
     return dataset
 
 
-def list_datasets(session: Session, *, user: User) -> list[Dataset]:
-    return list(session.scalars(select(Dataset).where(readable(user, Dataset)).order_by(Dataset.id)))
+def list_datasets(
+    session: Session, *, user: User, request: PageRequest = PageRequest(), name: str | None = None
+) -> PageOf[Dataset]:
+    """The datasets the user may read, with their versions; `name`: whose name contains it."""
+    query = select(Dataset).where(readable(user, Dataset)).options(selectinload(Dataset.versions))
+    if name:
+        query = query.where(Dataset.name.contains(name, autoescape=True))
+    sortable = {"id": Dataset.id, "name": Dataset.name, "created_at": Dataset.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=Dataset.id)
+
+
+def list_versions(session: Session, *, user: User, dataset_id: int, request: PageRequest) -> PageOf[DatasetVersion]:
+    get_dataset(session, user=user, dataset_id=dataset_id)
+    query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id)
+    sortable = {"id": DatasetVersion.id, "version": DatasetVersion.version, "created_at": DatasetVersion.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="version", tiebreak=DatasetVersion.id)
 
 
 def get_dataset(session: Session, *, user: User, dataset_id: int) -> Dataset:
@@ -84,7 +99,8 @@ def rows_of_version_or_dataset(
     version_id: int | None,
     dataset_id: int | None,
     status: str | None,
-) -> list[Any]:
+    request: PageRequest = PageRequest(),
+) -> PageOf[Any]:
     """Rows (quality reports, pipeline runs) of one version, or of any version of one dataset, newest first; 404
     when the user cannot see that version or dataset."""
     query = select(row_type)
@@ -100,7 +116,8 @@ def rows_of_version_or_dataset(
         raise ValueError("needs version_id or dataset_id")
     if status:
         query = query.where(row_type.status == status)
-    return list(session.scalars(query.order_by(row_type.id.desc())))
+    sortable = {"id": row_type.id, "created_at": row_type.created_at, "status": row_type.status}
+    return page(session, query, request, sortable=sortable, default_sort="-id", tiebreak=row_type.id)
 
 
 def used_bytes(session: Session, *, user: User) -> int:

@@ -20,6 +20,7 @@ from app.contracts.status import JobStatus
 from app.core.config import Settings
 from app.core.errors import hide_not_found, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, PipelineRun, User
+from app.db.paging import PageOf, PageRequest
 from app.db.session import session_scope
 from app.runs import lifecycle
 from app.runs.kinds import PIPELINE_RUN
@@ -108,7 +109,8 @@ def list_runs(
     version_id: int | None = None,
     dataset_id: int | None = None,
     status: str | None = None,
-) -> list[PipelineRun]:
+    request: PageRequest = PageRequest(),
+) -> PageOf[PipelineRun]:
     """Runs on one version, or on any version of one dataset (newest first); 404 if the user cannot see it."""
     return datasets.rows_of_version_or_dataset(
         session,
@@ -118,6 +120,7 @@ def list_runs(
         version_id=version_id,
         dataset_id=dataset_id,
         status=status,
+        request=request,
     )
 
 

@@ -13,6 +13,7 @@ from app.contracts.status import JobStatus
 from app.core.config import Settings
 from app.core.errors import hide_not_found, invalid, not_found
 from app.db.models import DatasetVersion, QualityReport, User
+from app.db.paging import PageOf, PageRequest
 from app.db.session import session_scope
 from app.runs import lifecycle
 from app.runs.kinds import QUALITY_REPORT
@@ -53,7 +54,8 @@ def list_reports(
     version_id: int | None = None,
     dataset_id: int | None = None,
     status: str | None = None,
-) -> list[QualityReport]:
+    request: PageRequest = PageRequest(),
+) -> PageOf[QualityReport]:
     """Reports of one version, or of every version of one dataset (newest first); 404 if the user cannot see it."""
     return datasets.rows_of_version_or_dataset(
         session,
@@ -63,6 +65,7 @@ def list_reports(
         version_id=version_id,
         dataset_id=dataset_id,
         status=status,
+        request=request,
     )
 
 

@@ -15,6 +15,7 @@ from app.core.errors import AipError, ErrorCode, invalid, not_found
 from app.core.permissions import ALL, check_known
 from app.core.security import create_access_token, decode_access_token, hash_token
 from app.db.models import ApiToken, AuthSession, User, utcnow
+from app.db.paging import PageOf, PageRequest, page
 from app.services.identity import token_usage
 from app.services.system import sysconfig
 
@@ -123,8 +124,10 @@ def create_api_token(
     return row, token
 
 
-def list_api_tokens(session: Session, *, user: User) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+def list_api_tokens(session: Session, *, user: User, request: PageRequest = PageRequest()) -> PageOf[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id)
+    sortable = {"id": ApiToken.id, "name": ApiToken.name, "created_at": ApiToken.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=ApiToken.id)
 
 
 def revoke_api_token(session: Session, *, user: User, token_id: int) -> None:

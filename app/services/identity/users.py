@@ -9,13 +9,14 @@ import secrets
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.core.permissions import ALL, BUILTIN_ROLES
 from app.core.security import hash_password, verify_password
 from app.db.models import Role, User, utcnow
+from app.db.paging import PageOf, PageRequest, page
 from app.services.identity import login_limit, tokens
 from app.services.system import sysconfig
 
@@ -113,8 +114,21 @@ def find_user(session: Session, username: str) -> User:
     return user
 
 
-def list_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.id)))
+def list_users(
+    session: Session,
+    *,
+    request: PageRequest = PageRequest(),
+    username: str | None = None,
+    is_active: bool | None = None,
+) -> PageOf[User]:
+    """Users, with their roles; `username`: whose name contains it."""
+    query = select(User).options(selectinload(User.roles))
+    if username:
+        query = query.where(User.username.contains(username, autoescape=True))
+    if is_active is not None:
+        query = query.where(User.is_active == is_active)
+    sortable = {"id": User.id, "username": User.username, "created_at": User.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=User.id)
 
 
 def update_user(

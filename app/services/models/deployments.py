@@ -13,6 +13,7 @@ from app.contracts.status import DeploymentStatus
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, forbidden, hide_not_found, invalid, not_found
 from app.db.models import Deployment, ModelVersion, User
+from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
 from app.services.identity.access import can_read, can_write, readable
 from app.services.models import registry
@@ -65,8 +66,14 @@ def get_deployment(session: Session, *, user: User, deployment_id: int) -> Deplo
     return deployment
 
 
-def list_deployments(session: Session, *, user: User) -> list[Deployment]:
-    return list(session.scalars(select(Deployment).where(readable(user, Deployment)).order_by(Deployment.id)))
+def list_deployments(
+    session: Session, *, user: User, request: PageRequest = PageRequest(), status: str | None = None
+) -> PageOf[Deployment]:
+    query = select(Deployment).where(readable(user, Deployment))
+    if status:
+        query = query.where(Deployment.status == status)
+    sortable = {"id": Deployment.id, "created_at": Deployment.created_at, "status": Deployment.status}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=Deployment.id)
 
 
 def undeploy(session: Session, settings: Settings, *, user: User, deployment_id: int) -> None:

@@ -35,6 +35,7 @@ from app.db.models import (
     User,
     utcnow,
 )
+from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
 from app.runs import lifecycle, queue_signal
 from app.runs.kinds import TRAINING_JOB
@@ -187,11 +188,33 @@ def _writable_job(session: Session, user: User, job_id: int, action: str) -> Tra
     return job
 
 
-def list_jobs(session: Session, *, user: User, status: str | None = None) -> list[TrainingJob]:
+JOB_SORTS = {
+    "id": TrainingJob.id,
+    "name": TrainingJob.name,
+    "created_at": TrainingJob.created_at,
+    "status": TrainingJob.status,
+    "priority": TrainingJob.priority,
+}
+
+
+def list_jobs(
+    session: Session,
+    *,
+    user: User,
+    request: PageRequest = PageRequest(),
+    status: str | None = None,
+    name: str | None = None,
+    dataset_version_id: int | None = None,
+) -> PageOf[TrainingJob]:
+    """The jobs the user may read, newest first unless sorted otherwise; `name`: whose name contains it."""
     query = select(TrainingJob).where(readable(user, TrainingJob))
     if status:
         query = query.where(TrainingJob.status == status)
-    return list(session.scalars(query.order_by(TrainingJob.id.desc())))
+    if name:
+        query = query.where(TrainingJob.name.contains(name, autoescape=True))
+    if dataset_version_id is not None:
+        query = query.where(TrainingJob.dataset_version_id == dataset_version_id)
+    return page(session, query, request, sortable=JOB_SORTS, default_sort="-id", tiebreak=TrainingJob.id)
 
 
 def transitions(session: Session, job_id: int) -> list[RunTransition]:

@@ -21,6 +21,7 @@ from app.contracts.train_config import TrainConfig
 from app.core.config import Settings
 from app.core.errors import forbidden, invalid, not_found
 from app.db.models import TuningRun, TuningTrial, User
+from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
 from app.runs import lifecycle, queue_signal
 from app.runs.kinds import TUNING_RUN
@@ -85,8 +86,19 @@ def get_run(session: Session, *, user: User, run_id: int) -> TuningRun:
     return row
 
 
-def list_runs(session: Session, *, user: User) -> list[TuningRun]:
-    return list(session.scalars(select(TuningRun).where(readable(user, TuningRun)).order_by(TuningRun.id.desc())))
+def list_runs(
+    session: Session, *, user: User, request: PageRequest = PageRequest(), status: str | None = None
+) -> PageOf[TuningRun]:
+    query = select(TuningRun).where(readable(user, TuningRun))
+    if status:
+        query = query.where(TuningRun.status == status)
+    sortable = {
+        "id": TuningRun.id,
+        "name": TuningRun.name,
+        "created_at": TuningRun.created_at,
+        "status": TuningRun.status,
+    }
+    return page(session, query, request, sortable=sortable, default_sort="-id", tiebreak=TuningRun.id)
 
 
 def trials(session: Session, run_id: int) -> list[TuningTrial]:
