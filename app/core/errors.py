@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
+    TOO_LARGE = "TOO_LARGE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
@@ -21,6 +22,7 @@ HTTP_STATUS = {
     ErrorCode.INVALID_INPUT: 422,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,
@@ -66,6 +68,10 @@ def invalid(message: str, **details: Any) -> AipError:
 
 def not_found(kind: str, ident: object) -> AipError:
     return AipError(ErrorCode.NOT_FOUND, f"{kind} {ident} does not exist (or you cannot see it).")
+
+
+def too_large(message: str, **details: Any) -> AipError:
+    return AipError(ErrorCode.TOO_LARGE, message, **details)
 
 
 def forbidden(message: str, **details: Any) -> AipError:

@@ -25,6 +25,7 @@ from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
 from app.db.models import Dataset, DatasetVersion, ModelVersion, TrainingJob, UploadSession, User
 from app.db.session import session_scope
+from app.services import archives
 from app.services.data import blobs, formats, upload_storage
 from app.services.identity.access import can_read, can_write, readable
 from app.services.system import sysconfig
@@ -178,7 +179,7 @@ def record_version(
     `stored_key` removed). On failure the caller removes `stored_key`.
     On any failure nothing else is left behind: no row, and no blob that no row references.
     """
-    num_rows, columns, profile = inspected or formats.inspect(path, fmt)
+    num_rows, columns, profile = inspected or formats.inspect(path, fmt, archives.image_limits(settings))
     size = path.stat().st_size
     with session_scope(settings.database_url) as session:
         key = blobs.stored_content(session, sha256=sha256, size=size) or stored_key
