@@ -24,7 +24,9 @@ RATIO_MIN_BYTES = 1 << 20  # smaller members (and archives) are not ratio-checke
 _END = struct.Struct("<4s4H2LH")  # end of central directory record
 _END64_LOCATOR = struct.Struct("<4sLQL")
 _END64 = struct.Struct("<4sQ2H2L4Q")
-_ENTRY = struct.Struct(zipfile.structCentralDir)  # one central directory record (46 bytes before its name)
+_ENTRY = struct.Struct("<4s4B4HL2L5H2L")  # one central directory record (46 bytes before its name)
+_ENTRY_SIGNATURE, _END_SIGNATURE = b"PK\x01\x02", b"PK\x05\x06"
+_END64_LOCATOR_SIGNATURE, _END64_SIGNATURE = b"PK\x06\x07", b"PK\x06\x06"
 _ZIP64_EXTRA = 0x0001
 _MAX32 = 0xFFFFFFFF
 
@@ -91,7 +93,7 @@ def check_directory(f: IO[bytes], limits: ZipLimits) -> None:
     entries = unpacked = read = 0
     while read < size:
         header = f.read(_ENTRY.size)
-        if len(header) < _ENTRY.size or header[:4] != zipfile.stringCentralDir:
+        if len(header) < _ENTRY.size or header[:4] != _ENTRY_SIGNATURE:
             raise invalid(f"The {limits.what} has a damaged central directory; zip the files again.")
         fields = _ENTRY.unpack(header)
         name_len, extra_len, comment_len = fields[12], fields[13], fields[14]
@@ -139,18 +141,18 @@ def _directory(f: IO[bytes], what: str) -> tuple[int, int]:
     tail_size = min(file_size, _END.size + 0xFFFF)  # the record, then a comment of up to 64 KiB
     f.seek(file_size - tail_size)
     tail = f.read(tail_size)
-    at = tail.rfind(zipfile.stringEndArchive)
+    at = tail.rfind(_END_SIGNATURE)
     if at < 0 or tail_size - at < _END.size:
         raise invalid(f"The {what} is not a zip (no end of central directory); send a .zip file.")
     end_at = file_size - tail_size + at
     size = _END.unpack_from(tail, at)[5]
     if at >= _END64_LOCATOR.size:
         signature, *_ = _END64_LOCATOR.unpack_from(tail, at - _END64_LOCATOR.size)
-        if signature == zipfile.stringEndArchive64Locator:
+        if signature == _END64_LOCATOR_SIGNATURE:
             end64_at = end_at - _END64_LOCATOR.size - _END64.size
             f.seek(max(end64_at, 0))
             record = f.read(_END64.size)
-            if len(record) == _END64.size and record[:4] == zipfile.stringEndArchive64:
+            if len(record) == _END64.size and record[:4] == _END64_SIGNATURE:
                 size, end_at = _END64.unpack(record)[8], end64_at
     if size > end_at:
         raise invalid(f"The {what} has a damaged central directory; zip the files again.")

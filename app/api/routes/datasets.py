@@ -3,7 +3,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import IdPath, SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetCreate, DatasetPublic, DatasetVersionDetail
 from app.db.models import User
 from app.db.session import session_scope
@@ -23,39 +23,39 @@ def list_datasets(session: SessionDep, user: User = Depends(require("dataset:lis
 
 
 @router.get("/version/{version_id}", response_model=DatasetVersionDetail)
-def get_version(version_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+def get_version(version_id: IdPath, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
     return datasets.get_version(session, user=user, version_id=version_id)
 
 
 @router.get("/version/{version_id}/profile")
 def get_profile(
-    version_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:query"))
+    version_id: IdPath, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:query"))
 ) -> dict[str, Any]:
     return profiles.get_profile(settings, store, user=user, version_id=version_id)
 
 
 @router.delete("/version/{version_id}", status_code=204)
 def delete_version(
-    version_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))
+    version_id: IdPath, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))
 ) -> Response:
     datasets.delete_version(settings, store, user=user, version_id=version_id)
     return Response(status_code=204)
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
-def get_dataset(dataset_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+def get_dataset(dataset_id: IdPath, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
     return datasets.get_dataset(session, user=user, dataset_id=dataset_id)
 
 
 @router.get("/{dataset_id}/version", response_model=list[DatasetVersionDetail])
-def list_versions(dataset_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+def list_versions(dataset_id: IdPath, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
     """The dataset's versions, oldest first, with their lineage (parent, pipeline, state)."""
     return datasets.get_dataset(session, user=user, dataset_id=dataset_id).versions
 
 
 @router.delete("/{dataset_id}", status_code=204)
 def delete_dataset(
-    dataset_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))
+    dataset_id: IdPath, settings: SettingsDep, store: StoreDep, user: User = Depends(require("dataset:remove"))
 ) -> Response:
     datasets.delete_dataset(settings, store, user=user, dataset_id=dataset_id)
     return Response(status_code=204)
@@ -63,7 +63,7 @@ def delete_dataset(
 
 @router.post("/{dataset_id}/version", response_model=DatasetVersionDetail, status_code=201)
 async def upload_version(
-    dataset_id: int,
+    dataset_id: IdPath,
     file: UploadFile,
     settings: SettingsDep,
     store: StoreDep,

@@ -5,8 +5,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import IdPath, SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage
 from app.contracts.status import JobStatus
 from app.core.config import Settings
@@ -73,11 +74,12 @@ def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, 
 
 @code_router.post("", response_model=CodePublic, status_code=201)
 async def upload_code(
-    file: UploadFile, store: StoreDep, _user: User = Depends(require("training:job:create"))
+    file: UploadFile, settings: SettingsDep, store: StoreDep, _user: User = Depends(require("training:job:create"))
 ) -> CodePublic:
     """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
-    data = await file.read(custom_code.MAX_BYTES + 1)
-    stored = custom_code.store_code(store, file_name=file.filename or "", data=data)
+    data = await file.read(settings.code_max_upload_bytes + 1)
+    # Inspecting, parsing and hashing take a while: in a thread, so the event loop keeps answering others.
+    stored = await run_in_threadpool(custom_code.store_code, settings, store, file_name=file.filename or "", data=data)
     return CodePublic(code_hash=stored.code_hash, file_name=stored.file_name, size_bytes=stored.size_bytes)
 
 
@@ -91,30 +93,30 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
+def get_job(job_id: IdPath, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
     return _public(session, jobs.get_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/start", response_model=JobPublic)
-def start_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:create"))) -> JobPublic:
+def start_job(job_id: IdPath, session: SessionDep, user: User = Depends(require("training:job:create"))) -> JobPublic:
     return _public(session, jobs.start_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/stop", response_model=JobPublic)
 def stop_job(
-    job_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
+    job_id: IdPath, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
 ) -> JobPublic:
     return _public(session, jobs.stop_job(settings, session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
-def retry_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:retry"))) -> JobPublic:
+def retry_job(job_id: IdPath, session: SessionDep, user: User = Depends(require("training:job:retry"))) -> JobPublic:
     return _public(session, jobs.retry_job(session, user=user, job_id=job_id))
 
 
 @router.delete("/{job_id}", status_code=204)
 def delete_job(
-    job_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
+    job_id: IdPath, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
 ) -> Response:
     jobs.delete_job(settings, store, user=user, job_id=job_id)
     return Response(status_code=204)
@@ -139,7 +141,7 @@ def history_query(
 
 @router.get("/{job_id}/metrics", response_model=MetricsPage)
 def get_metrics(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
@@ -151,7 +153,7 @@ def get_metrics(
 
 @router.get("/{job_id}/steps", response_model=MetricsPage)
 def get_training_steps(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
@@ -164,7 +166,7 @@ def get_training_steps(
 
 @router.get("/{job_id}/usage")
 def get_usage(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     since: dt.datetime | None = Query(default=None, description="Samples taken at or after (UTC)."),
     limit: int = Query(default=1000, ge=1, le=100_000, description="The latest samples, at most this many."),
@@ -184,7 +186,7 @@ def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
 def get_logs(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
@@ -195,7 +197,7 @@ def get_logs(
 
 @router.get("/{job_id}/logs/stream")
 def stream_logs(
-    job_id: int,
+    job_id: IdPath,
     settings: SettingsDep,
     store: StoreDep,
     session: SessionDep,
