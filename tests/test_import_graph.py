@@ -105,3 +105,13 @@ def test_no_module_over_the_size_limit() -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert {name: lines for name, lines in long.items() if name not in LONG_BY_NATURE} == {}
+
+
+def test_the_client_side_needs_no_server_code() -> None:
+    """The SDK and the CLI talk to the platform over HTTP: they import the shared contracts and settings, never the
+    services, the database or the API (the CLI's `up`/`stop`/`status` load the launcher lazily, inside the command)."""
+    server = ("app.services", "app.db", "app.api", "app.runs", "app.storage", "app.cluster")
+    graph = import_graph()
+    client_modules = [name for name in graph if name.startswith(("app.client", "app.cli"))]
+    reached = {(name, target) for name in client_modules for target in graph[name] if target.startswith(server)}
+    assert reached == set()

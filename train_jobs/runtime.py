@@ -132,11 +132,12 @@ def mark_running(job_id: int | None) -> None:
         _first_report.wait(FIRST_STEPS_GRACE_S)
         from app.core.config import get_settings  # workers inherit the platform's settings from Ray's environment
         from app.db.session import session_scope
-        from app.services.training import jobs
+        from app.runs import lifecycle
+        from app.runs.kinds import TRAINING_JOB
 
         try:
             with session_scope(get_settings().database_url) as session:
-                jobs.mark_running(session, job_id)
+                lifecycle.mark_running(session, TRAINING_JOB, job_id)
         finally:
             _status_written.set()
 

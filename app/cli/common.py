@@ -12,7 +12,6 @@ from rich.console import Console
 
 from app.client import ApiError, Client, credentials
 from app.core.config import Settings, get_settings
-from app.services.identity.users import ADMIN_PASSWORD_FILE
 
 console = Console()
 
@@ -76,5 +75,5 @@ def connect(url: str | None, username: str | None, password: str | None) -> Clie
 def _admin_password(settings: Settings) -> str | None:
     if settings.admin_password:
         return settings.admin_password
-    path = settings.data_dir / ADMIN_PASSWORD_FILE
+    path = settings.admin_password_file
     return path.read_text().strip() if path.exists() else None

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         return f"http://{self.http_host}:{self.http_port}"
 
     @property
+    def admin_password_file(self) -> Path:
+        """Where a platform started without a terminal keeps the first admin's generated password (mode 0600)."""
+        return self.data_dir / "admin_password"
+
+    @property
     def ray_temp_dir(self) -> Path:
         # Ray's socket paths must stay under 107 bytes, so long data dirs get a short private temp dir.
         return Path("/tmp") / f"aip-ray-{self.ray_port}"

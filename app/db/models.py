@@ -230,7 +230,9 @@ class PipelineRun(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     message: Mapped[str] = mapped_column(Text, default="")
     ray_job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    logs_key: Mapped[str | None] = mapped_column(String(512), nullable=True)  # logs kept after Ray forgets
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
@@ -248,7 +250,9 @@ class QualityReport(Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     ray_job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    logs_key: Mapped[str | None] = mapped_column(String(512), nullable=True)  # logs kept after Ray forgets
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
@@ -320,13 +324,15 @@ class TuningTrial(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class JobTransition(Base):
-    """Every status change of a training job, with why it happened."""
+class RunTransition(Base):
+    """Every status change of a row backed by a Ray job (a training job, a tuning run, ...), with why it happened.
+    `kind` names the row's table (app.runs.kinds); no foreign key, so the lifecycle deletes a row's history with it."""
 
-    __tablename__ = "job_transitions"
-    __table_args__ = (Index("ix_job_transitions_job", "job_id", "id"),)
+    __tablename__ = "run_transitions"
+    __table_args__ = (Index("ix_run_transitions_run", "kind", "run_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int] = mapped_column(Integer)
     from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     to_status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, default="")

@@ -62,10 +62,10 @@ def create_job(
 
 
 def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, dataset_version_id: int | None) -> int:
-    if (dataset_id is None) == (dataset_version_id is None):
-        raise invalid("Give exactly one of dataset_id (newest version) or dataset_version_id.")
-    if dataset_version_id is not None:
+    if dataset_version_id is not None and dataset_id is None:
         return dataset_version_id
+    if dataset_id is None or dataset_version_id is not None:
+        raise invalid("Give exactly one of dataset_id (newest version) or dataset_version_id.")
     dataset = datasets.get_dataset(session, user=user, dataset_id=dataset_id)
     if not dataset.versions:
         raise invalid(f"Dataset {dataset.id} has no version yet: upload a file first.")

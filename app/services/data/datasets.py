@@ -23,8 +23,19 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
-from app.db.models import Dataset, DatasetVersion, ModelVersion, TrainingJob, UploadSession, User
+from app.db.models import (
+    Dataset,
+    DatasetVersion,
+    ModelVersion,
+    PipelineRun,
+    QualityReport,
+    TrainingJob,
+    UploadSession,
+    User,
+)
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import PIPELINE_RUN, QUALITY_REPORT
 from app.services import archives
 from app.services.data import blobs, formats, upload_storage
 from app.services.identity.access import can_read, can_write, readable
@@ -248,9 +259,23 @@ def delete_version(settings: Settings, store: ObjectStore, *, user: User, versio
         version = get_version(session, user=user, version_id=version_id)
         writable_dataset(session, user=user, dataset_id=version.dataset_id)
         _check_unused(session, [version.id])
+        logs = _forget_runs(session, [version.id])
         keys = [version.storage_key, *([version.state_key] if version.state_key else [])]
         session.delete(version)
     blobs.remove_unreferenced(settings, store, keys)
+    for key in logs:
+        store.delete(key)
+
+
+def _forget_runs(session: Session, version_ids: list[int]) -> list[str]:
+    """Forgets the history of the quality reports and pipeline runs that go with the versions (by foreign-key
+    cascade); returns the keys of their kept logs, to delete once the rows are gone."""
+    logs = []
+    for kind, column in ((QUALITY_REPORT, QualityReport.version_id), (PIPELINE_RUN, PipelineRun.input_version_id)):
+        rows = session.execute(select(kind.model.id, kind.model.logs_key).where(column.in_(version_ids))).all()
+        lifecycle.forget(session, kind, [run_id for run_id, _ in rows])
+        logs += [key for _, key in rows if key]
+    return logs
 
 
 def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int) -> None:
@@ -258,6 +283,7 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
     with session_scope(settings.database_url) as session:
         dataset = writable_dataset(session, user=user, dataset_id=dataset_id)
         _check_unused(session, [v.id for v in dataset.versions])
+        logs = _forget_runs(session, [v.id for v in dataset.versions])
         keys = [k for v in dataset.versions for k in (v.storage_key, v.state_key) if k]
         open_uploads = session.execute(
             select(UploadSession.id, UploadSession.multipart_id, UploadSession.sha256).where(
@@ -268,6 +294,8 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
     for upload_id, multipart_id, sha256 in open_uploads:
         upload_storage.discard_stored(settings, store, upload_id, multipart_id, sha256)
     blobs.remove_unreferenced(settings, store, keys)
+    for key in logs:
+        store.delete(key)
 
 
 def _check_unused(session: Session, version_ids: list[int]) -> None:

@@ -19,7 +19,6 @@ from app.db.models import Role, User, utcnow
 from app.services.identity import tokens
 from app.services.system import sysconfig
 
-ADMIN_PASSWORD_FILE = "admin_password"
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{1,63}$")
 ADMIN_ROLE = "admin"
 
@@ -54,7 +53,7 @@ def ensure_admin(session: Session, settings: Settings) -> str | None:
 def keep_admin_password(settings: Settings, password: str) -> Path:
     """For a platform started without a terminal (e.g. a RayService), the generated admin password goes to a
     file only its owner can read; delete it after the first login and password change."""
-    path = settings.data_dir / ADMIN_PASSWORD_FILE
+    path = settings.admin_password_file
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -12,6 +12,7 @@ from app.db.models import User
 from app.db.session import session_scope
 from app.services.identity import roles, users
 from app.services.system import sysconfig
+from app.services.training.placement import never_fits
 from app.services.training.scheduler import (
     JOB,
     TUNE,
@@ -19,7 +20,6 @@ from app.services.training.scheduler import (
     Usage,
     Work,
     free_resources,
-    never_fits,
     owner_limits,
     plan,
 )
