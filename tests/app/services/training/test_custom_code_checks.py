@@ -42,7 +42,8 @@ def test_unknown_code_is_named(tmp_path: Path, code_hash: str, match: str) -> No
 
 def test_nested_function_does_not_count(tmp_path: Path) -> None:
     with pytest.raises(AipError, match="top-level"):
-        custom_code.check(settings(tmp_path), "t.py", b"class A:\n    def train_loop_per_worker(self, config):\n        pass\n")
+        nested = b"class A:\n    def train_loop_per_worker(self, config):\n        pass\n"
+        custom_code.check(settings(tmp_path), "t.py", nested)
 
 
 def zipped(members: dict[str, bytes]) -> bytes:
