@@ -70,10 +70,12 @@ async def upload_version(
     user: User = Depends(require("dataset:upload")),
 ) -> object:
     """Uploads a whole file in one request (small files); large files go through upload sessions."""
-    version_id = await run_in_threadpool(
-        lambda: datasets.add_version(
+
+    def add() -> DatasetVersionDetail:  # checks, hashes, stores and reads back: blocking, so in a thread
+        version_id = datasets.add_version(
             settings, store, user=user, dataset_id=dataset_id, file_name=file.filename or "", source=file.file
         )
-    )
-    with session_scope(settings.database_url) as session:
-        return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+        with session_scope(settings.database_url) as session:
+            return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+
+    return await run_in_threadpool(add)

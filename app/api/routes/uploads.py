@@ -143,11 +143,12 @@ async def complete_upload(
     store: StoreDep,
     user: User = Depends(require("dataset:upload")),
 ) -> DatasetVersionDetail:
-    version_id = await run_in_threadpool(
-        lambda: upload_complete.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
-    )
-    with session_scope(settings.database_url) as session:
-        return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+    def complete() -> DatasetVersionDetail:  # reads, verifies and records the file: blocking, so in a thread
+        version_id = upload_complete.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
+        with session_scope(settings.database_url) as session:
+            return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+
+    return await run_in_threadpool(complete)
 
 
 @router.delete("/{upload_id}", status_code=204)
