@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,16 @@ from tests.utils.data_env import DataEnv
 ROWS = "".join(f"{i},plain text {i}\n" for i in range(2000)).encode()
 
 
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The process's temp dir for one test, checked empty afterwards: a refused upload leaves no temp files."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    assert list(folder.iterdir()) == []
+
+
 def versions(env: DataEnv) -> int:
     with session_scope(env.settings.database_url) as session:
         return session.scalar(select(func.count()).select_from(DatasetVersion)) or 0
@@ -34,7 +46,7 @@ def versions(env: DataEnv) -> int:
     ],
 )
 def test_text_that_is_not_utf8_is_refused_naming_the_line(
-    fast_env: DataEnv, name: str, data: bytes, line: int, offset: int
+    fast_env: DataEnv, private_tmp: Path, name: str, data: bytes, line: int, offset: int
 ) -> None:
     env = fast_env
     dataset_id = env.dataset(f"enc-{name}")
@@ -59,7 +71,7 @@ def test_utf8_split_across_chunks_is_accepted(fast_env: DataEnv, tmp_path: Path)
         assert session.get_one(DatasetVersion, version_id).columns[1]["dtype"] == "object"  # text, not binary
 
 
-def test_an_image_zip_bomb_is_refused_and_stores_nothing(fast_env: DataEnv) -> None:
+def test_an_image_zip_bomb_is_refused_and_stores_nothing(fast_env: DataEnv, private_tmp: Path) -> None:
     env = fast_env
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
