@@ -143,7 +143,7 @@ def _directory(f: IO[bytes], what: str) -> tuple[int, int]:
     tail = f.read(tail_size)
     at = tail.rfind(_END_SIGNATURE)
     if at < 0 or tail_size - at < _END.size:
-        raise invalid(f"The {what} is not a zip (no end of central directory); send a .zip file.")
+        raise invalid(f"The {what} is not a readable zip (it has no end of central directory); send a .zip file.")
     end_at = file_size - tail_size + at
     size = _END.unpack_from(tail, at)[5]
     if at >= _END64_LOCATOR.size:

@@ -77,7 +77,7 @@ def test_a_damaged_member_is_422() -> None:
 
 
 def test_not_a_zip_is_422() -> None:
-    assert "not a zip" in refusal(io.BytesIO(b"just text, no zip" * 10)).message
+    assert "not a readable zip" in refusal(io.BytesIO(b"just text, no zip" * 10)).message
 
 
 def test_data_before_the_zip_moves_nothing() -> None:

@@ -75,7 +75,7 @@ def test_a_zip_bomb_is_refused_unread_and_stores_nothing(tmp_path: Path) -> None
         ("c.zip", zipped({"train.py": LONG}), 413, "AIP_CODE_MAX_SOURCE_BYTES"),
         ("c.zip", zipped({"train.py": GOOD, "pad.bin": bytes(4 << 20)}), 422, "AIP_ARCHIVE_MAX_RATIO"),
         ("c.zip", zipped({"lib.py": GOOD}), 422, "needs a train.py"),
-        ("c.zip", b"PK not really a zip", 422, "not a zip"),
+        ("c.zip", b"PK not really a zip", 422, "not a readable zip"),
         ("t.py", b"def train_loop_per_worker(config):\n    return (\n", 422, "line 2"),
         ("t.py", b"\xff\xfe" + GOOD, 422, "not UTF-8"),
     ],
