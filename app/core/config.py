@@ -74,6 +74,21 @@ class Settings(BaseSettings):
         default="", description="S3 as clients reach it for direct uploads ([http[s]://]host:port); empty: s3_endpoint."
     )
 
+    # Bounds on what one request may hold (the API answers 413 or 422 naming the setting that refused it).
+    max_json_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body of most routes.")
+    max_predict_body_bytes: int = Field(default=32 << 20, ge=1024, description="Largest body of a predict request.")
+    code_max_upload_bytes: int = Field(default=10 << 20, ge=1024, description="Largest custom code file (.py, .zip).")
+    code_max_source_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest entry source (the .py, or train.py of a zip) checked at upload."
+    )
+    code_max_unpacked_bytes: int = Field(default=100 << 20, ge=1024, description="Unpacked size of a code zip.")
+    code_max_entries: int = Field(default=10_000, ge=1, description="Files and folders in a code zip.")
+    image_zip_max_unpacked_bytes: int = Field(default=50 << 30, ge=1024, description="Unpacked size of an image zip.")
+    image_zip_max_entries: int = Field(default=2_000_000, ge=1, description="Files and folders in an image zip.")
+    archive_max_ratio: float = Field(
+        default=100.0, ge=2, description="Largest unpacked/packed size of a zip member over 1 MiB (refuses zip bombs)."
+    )
+
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()

@@ -12,6 +12,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
+    TOO_LARGE = "TOO_LARGE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
@@ -23,6 +24,7 @@ HTTP_STATUS = {
     ErrorCode.INVALID_INPUT: 422,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,
@@ -80,6 +82,10 @@ def hide_not_found(kind: str, ident: object) -> Iterator[None]:
         if e.code is not ErrorCode.NOT_FOUND:
             raise
         raise not_found(kind, ident) from None
+
+
+def too_large(message: str, **details: Any) -> AipError:
+    return AipError(ErrorCode.TOO_LARGE, message, **details)
 
 
 def forbidden(message: str, **details: Any) -> AipError:

@@ -23,6 +23,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.contracts.status import DeploymentStatus, JobStatus, TrialStatus
 
+MAX_ID = 2**31 - 1  # ids are SQL INTEGER: 32 bits on PostgreSQL and MariaDB (64 on SQLite); larger ones fail there
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)

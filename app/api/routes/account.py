@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Depends, Response
 
-from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, require
 from app.api.schemas import Page
 from app.api.schemas_auth import (
     AccountPublic,
@@ -43,6 +43,6 @@ def create_token(body: ApiTokenCreate, session: SessionDep, user: User = Self) -
 
 
 @router.delete("/token/{token_id}", status_code=204)
-def revoke_token(token_id: int, session: SessionDep, user: User = Self) -> Response:
+def revoke_token(token_id: IdPath, session: SessionDep, user: User = Self) -> Response:
     tokens.revoke_api_token(session, user=user, token_id=token_id)
     return Response(status_code=204)

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Depends, Query
 
-from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, require
 from app.api.schemas import DeploymentPublic, DeployRequest, ModelPublic, ModelVersionPublic, Page
 from app.db.models import User
 from app.services.models import deployments, registry
@@ -20,13 +20,13 @@ def list_models(
 
 
 @router.get("/version/{version_id}", response_model=ModelVersionPublic)
-def get_version(version_id: int, session: SessionDep, user: User = Depends(require("model:query"))) -> object:
+def get_version(version_id: IdPath, session: SessionDep, user: User = Depends(require("model:query"))) -> object:
     return registry.get_version(session, user=user, version_id=version_id)
 
 
 @router.post("/{version_id}/deploy", response_model=DeploymentPublic, status_code=202)
 def deploy(
-    version_id: int,
+    version_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     body: DeployRequest | None = None,

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, require
 from app.api.schemas import Page, QualityCreate, QualityReportPublic
 from app.contracts.status import DataJobStatus
 from app.db.models import User
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/dataset", tags=["quality"])
 
 @router.post("/version/{version_id}/quality", response_model=QualityReportPublic, status_code=202)
 def start_check(
-    version_id: int, body: QualityCreate, settings: SettingsDep, user: User = Depends(require("dataset:quality"))
+    version_id: IdPath, body: QualityCreate, settings: SettingsDep, user: User = Depends(require("dataset:quality"))
 ) -> object:
     report_id = quality.start_check(settings, user=user, version_id=version_id, config=body.model_dump())
     with session_scope(settings.database_url) as session:
@@ -23,7 +23,7 @@ def start_check(
 
 @router.get("/version/{version_id}/quality", response_model=Page[QualityReportPublic])
 def list_reports(
-    version_id: int,
+    version_id: IdPath,
     session: SessionDep,
     page: PageDep,
     status: DataJobStatus | None = None,
@@ -35,7 +35,7 @@ def list_reports(
 
 @router.get("/{dataset_id}/quality", response_model=Page[QualityReportPublic])
 def list_dataset_reports(
-    dataset_id: int,
+    dataset_id: IdPath,
     session: SessionDep,
     page: PageDep,
     status: DataJobStatus | None = None,
@@ -46,5 +46,5 @@ def list_dataset_reports(
 
 
 @router.get("/quality/{report_id}", response_model=QualityReportPublic)
-def get_report(report_id: int, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
+def get_report(report_id: IdPath, session: SessionDep, user: User = Depends(require("dataset:query"))) -> object:
     return quality.get_report(session, user=user, report_id=report_id)

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.api.deps import PageDep, SessionDep, SettingsDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, require
 from app.api.schemas import Page
 from app.api.schemas_auth import (
     AuditPublic,
@@ -51,7 +51,7 @@ def create_user(
 
 @router.patch("/user/{user_id}", response_model=UserPublic)
 def update_user(
-    user_id: int, body: UserUpdate, session: SessionDep, actor: User = Depends(require("system:user:edit"))
+    user_id: IdPath, body: UserUpdate, session: SessionDep, actor: User = Depends(require("system:user:edit"))
 ) -> UserPublic:
     user = users.update_user(
         session, actor=actor, user_id=user_id, roles=body.roles, is_active=body.is_active, unlock=body.unlock
@@ -60,14 +60,14 @@ def update_user(
 
 
 @router.post("/user/{user_id}/unlock", response_model=UserPublic)
-def unlock_user(user_id: int, session: SessionDep, _: User = Depends(require("system:user:edit"))) -> UserPublic:
+def unlock_user(user_id: IdPath, session: SessionDep, _: User = Depends(require("system:user:edit"))) -> UserPublic:
     """Ends the waits that failed logins put on the user's logins, from every address."""
     return UserPublic.of(users.unlock(session, user_id=user_id))
 
 
 @router.post("/user/{user_id}/password", status_code=204)
 def reset_password(
-    user_id: int,
+    user_id: IdPath,
     body: PasswordReset,
     session: SessionDep,
     settings: SettingsDep,
@@ -92,7 +92,7 @@ def create_role(body: RoleCreate, session: SessionDep, _: User = Depends(require
 
 @router.put("/role/{role_id}", response_model=RolePublic)
 def update_role(
-    role_id: int, body: RoleUpdate, session: SessionDep, _: User = Depends(require("system:role:edit"))
+    role_id: IdPath, body: RoleUpdate, session: SessionDep, _: User = Depends(require("system:role:edit"))
 ) -> object:
     return roles.update_role(
         session, role_id=role_id, description=body.description, permissions=body.permissions, limits=body.limits
@@ -100,7 +100,7 @@ def update_role(
 
 
 @router.delete("/role/{role_id}", status_code=204)
-def delete_role(role_id: int, session: SessionDep, _: User = Depends(require("system:role:edit"))) -> Response:
+def delete_role(role_id: IdPath, session: SessionDep, _: User = Depends(require("system:role:edit"))) -> Response:
     roles.delete_role(session, role_id=role_id)
     return Response(status_code=204)
 

@@ -5,15 +5,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import IdPath, PageDep, PrincipalDep, SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage, Page
 from app.contracts.status import JobStatus
 from app.contracts.templates import CUSTOM_TEMPLATE
 from app.core.config import Settings
 from app.core.errors import AipError, forbidden, invalid
 from app.core.permissions import CODE_RUN
-from app.db.models import TrainingJob, User
+from app.db.models import MAX_ID, TrainingJob, User
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.models import registry
@@ -85,10 +86,13 @@ def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, 
 
 
 @code_router.post("", response_model=CodePublic, status_code=201)
-async def upload_code(file: UploadFile, store: StoreDep, _user: User = Depends(require(CODE_RUN))) -> CodePublic:
+async def upload_code(
+    file: UploadFile, settings: SettingsDep, store: StoreDep, _user: User = Depends(require(CODE_RUN))
+) -> CodePublic:
     """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
-    data = await file.read(custom_code.MAX_BYTES + 1)
-    stored = custom_code.store_code(store, file_name=file.filename or "", data=data)
+    data = await file.read(settings.code_max_upload_bytes + 1)
+    # Inspecting, parsing and hashing take a while: in a thread, so the event loop keeps answering others.
+    stored = await run_in_threadpool(custom_code.store_code, settings, store, file_name=file.filename or "", data=data)
     return CodePublic(code_hash=stored.code_hash, file_name=stored.file_name, size_bytes=stored.size_bytes)
 
 
@@ -98,7 +102,7 @@ def list_jobs(
     page: PageDep,
     status: JobStatus | None = None,
     name: str | None = Query(default=None, max_length=128, description="Jobs whose name contains this."),
-    dataset_version_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
+    dataset_version_id: int | None = Query(default=None, ge=1, le=MAX_ID),
     user: User = Depends(require("training:job:list")),
 ) -> Page[JobPublic]:
     """Newest first; sorts: id, name, created_at, status, priority. Without metrics and transitions (see a job)."""
@@ -115,13 +119,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
+def get_job(job_id: IdPath, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
     return _public(session, jobs.get_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/start", response_model=JobPublic)
 def start_job(
-    job_id: int, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:create"))
+    job_id: IdPath, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:create"))
 ) -> JobPublic:
     _check_code_run(principal, jobs.get_job(session, user=user, job_id=job_id).template)
     return _public(session, jobs.start_job(session, user=user, job_id=job_id))
@@ -129,14 +133,14 @@ def start_job(
 
 @router.post("/{job_id}/stop", response_model=JobPublic)
 def stop_job(
-    job_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
+    job_id: IdPath, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
 ) -> JobPublic:
     return _public(session, jobs.stop_job(settings, session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
 def retry_job(
-    job_id: int, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:retry"))
+    job_id: IdPath, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:retry"))
 ) -> JobPublic:
     _check_code_run(principal, jobs.get_job(session, user=user, job_id=job_id).template)
     return _public(session, jobs.retry_job(session, user=user, job_id=job_id))
@@ -144,7 +148,7 @@ def retry_job(
 
 @router.delete("/{job_id}", status_code=204)
 def delete_job(
-    job_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
+    job_id: IdPath, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
 ) -> Response:
     jobs.delete_job(settings, store, user=user, job_id=job_id)
     return Response(status_code=204)
@@ -169,7 +173,7 @@ def history_query(
 
 @router.get("/{job_id}/metrics", response_model=MetricsPage)
 def get_metrics(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
@@ -181,7 +185,7 @@ def get_metrics(
 
 @router.get("/{job_id}/steps", response_model=MetricsPage)
 def get_training_steps(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
@@ -194,7 +198,7 @@ def get_training_steps(
 
 @router.get("/{job_id}/usage")
 def get_usage(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     since: dt.datetime | None = Query(default=None, description="Samples taken at or after (UTC)."),
     limit: int = Query(default=1000, ge=1, le=100_000, description="The latest samples, at most this many."),
@@ -214,7 +218,7 @@ def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
 def get_logs(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
@@ -225,7 +229,7 @@ def get_logs(
 
 @router.get("/{job_id}/logs/stream")
 def stream_logs(
-    job_id: int,
+    job_id: IdPath,
     settings: SettingsDep,
     store: StoreDep,
     session: SessionDep,

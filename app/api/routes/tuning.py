@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import PageDep, SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, StoreDep, require
 from app.api.routes.training import resolve_version_id
 from app.api.schemas import Page, TrialPublic, TuneCreate, TuneRunPublic
 from app.contracts.status import JobStatus
@@ -52,20 +52,20 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=TuneRunPublic)
-def get_run(run_id: int, session: SessionDep, user: User = Depends(require("training:tune:query"))) -> TuneRunPublic:
+def get_run(run_id: IdPath, session: SessionDep, user: User = Depends(require("training:tune:query"))) -> TuneRunPublic:
     return _public(session, tuning.get_run(session, user=user, run_id=run_id))
 
 
 @router.post("/{run_id}/stop", response_model=TuneRunPublic)
 def stop_run(
-    run_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:tune:stop"))
+    run_id: IdPath, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:tune:stop"))
 ) -> TuneRunPublic:
     return _public(session, tuning.stop_run(settings, session, user=user, run_id=run_id))
 
 
 @router.get("/{run_id}/logs", response_class=PlainTextResponse)
 def get_logs(
-    run_id: int,
+    run_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,

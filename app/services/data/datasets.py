@@ -38,6 +38,7 @@ from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
 from app.runs import lifecycle
 from app.runs.kinds import PIPELINE_RUN, QUALITY_REPORT
+from app.services import archives
 from app.services.data import blobs, formats, upload_storage
 from app.services.identity.access import can_read, can_write, readable
 from app.services.system import sysconfig
@@ -207,7 +208,7 @@ def record_version(
     `stored_key` removed). On failure the caller removes `stored_key`.
     On any failure nothing else is left behind: no row, and no blob that no row references.
     """
-    num_rows, columns, profile = inspected or formats.inspect(path, fmt)
+    num_rows, columns, profile = inspected or formats.inspect(path, fmt, archives.image_limits(settings))
     size = path.stat().st_size
     with session_scope(settings.database_url) as session:
         key = blobs.stored_content(session, sha256=sha256, size=size) or stored_key

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -112,6 +114,14 @@ def _is_number(value: Any) -> bool:
 
 async def predict(settings: Settings, *, user: User, deployment_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The model's answer for `rows`: labels, probabilities and the model's classes."""
+    # The database read, the rows' check and Serve's handle lookup (a call to its controller) block: in a thread,
+    # so the API's event loop goes on serving other requests meanwhile.
+    handle, classes = await anyio.to_thread.run_sync(partial(_prepare, settings, user, deployment_id, rows))
+    result = await handle.predict.remote(rows)
+    return {**result, "classes": classes}
+
+
+def _prepare(settings: Settings, user: User, deployment_id: int, rows: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
     # A unit of work of its own, ended before the model is awaited: reading through the request's session would
     # flush its pending write (an API token's last use) and hold SQLite's write lock for the whole prediction.
     with session_scope(settings.database_url) as session:
@@ -123,9 +133,7 @@ async def predict(settings: Settings, *, user: User, deployment_id: int, rows: l
     check_rows(signature, rows)
     from ray import serve  # lazily: Serve's client is only needed where predictions run (the API replica)
 
-    handle = serve.get_app_handle(deployment.app_name)
-    result = await handle.predict.remote(rows)
-    return {**result, "classes": signature["classes"]}
+    return serve.get_app_handle(deployment.app_name), signature["classes"]
 
 
 def reconcile(session: Session, settings: Settings) -> None:
