@@ -10,8 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("app", "train_jobs", "serve_deployments")
 MAX_LINES = 400
-# Generated or declarative files that are long by nature.
-LONG_BY_NATURE = {"app/db/models.py"}
 
 
 def _modules() -> dict[str, Path]:
@@ -119,7 +117,7 @@ def test_no_module_over_the_size_limit() -> None:
         for path in _modules().values()
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
-    assert {name: lines for name, lines in long.items() if name not in LONG_BY_NATURE} == {}
+    assert long == {}
 
 
 def test_the_client_side_needs_no_server_code() -> None:
