@@ -24,7 +24,9 @@ class MetricsRecorder(UserCallback):
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
         from app.db.session import session_scope
-        from app.services.training import job_metrics, jobs
+        from app.runs import lifecycle
+        from app.runs.kinds import TRAINING_JOB
+        from app.services.training import job_metrics
 
         step = int(metrics[0]["epoch"])
         keys = [k for k, v in metrics[0].items() if k != "epoch" and isinstance(v, int | float)]
@@ -33,7 +35,7 @@ class MetricsRecorder(UserCallback):
         }
         training_steps = [s for m in metrics for s in m.get(STEPS_KEY, [])]  # rank 0's, not yet written
         with session_scope(self.database_url) as session:
-            jobs.mark_running(session, self.job_id)  # no metric of a job still shown as STARTING
+            lifecycle.mark_running(session, TRAINING_JOB, self.job_id)  # no metric of a job still shown as STARTING
             job_metrics.record_metrics(session, job_id=self.job_id, step=step, metrics=averaged)
             if training_steps:
                 job_metrics.record_training_steps(session, job_id=self.job_id, steps=training_steps)

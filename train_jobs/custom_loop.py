@@ -18,14 +18,14 @@ from typing import Any
 
 import ray
 
-from train_jobs import runtime
+from train_jobs import runtime, sandbox
 
 MODULE_NAME = "aip_user_train"
 
 
 def load_module(file_name: str, code: bytes) -> ModuleType:
     """Imports the user's file (or train.py of their zip, with the zip's folder importable)."""
-    folder = Path(tempfile.mkdtemp(prefix="aip-code-"))
+    folder = Path(tempfile.mkdtemp(prefix="aip-code-", dir=Path.cwd()))
     if file_name.endswith(".zip"):
         with zipfile.ZipFile(io.BytesIO(code)) as archive:
             archive.extractall(folder)
@@ -44,7 +44,9 @@ def load_module(file_name: str, code: bytes) -> ModuleType:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    runtime.mark_running(loop_config.get("job_id"))
+    # Nothing of the platform's secrets, nor its data dir as working directory, from here on (train_jobs.sandbox).
+    sandbox.enter(sandbox.Limits(**loop_config["limits"]))
+    runtime.mark_running(loop_config.get("job_id"), through_driver=True)
     module = load_module(loop_config["file_name"], loop_config["code"])
     job = loop_config["config"]
     module.train_loop_per_worker(

@@ -1,51 +1,40 @@
 """Ray job entrypoint: the quality check of one dataset version, read from storage with Ray Data.
 
-Run by the platform as `python -m train_jobs.data_quality REPORT_ID`. The report row goes RUNNING, then
-SUCCEEDED with the result and score, or FAILED with the reason.
+Run by the platform as `python -m train_jobs.data_quality REPORT_ID` (on the shared driver, train_jobs.driver).
+The report row goes RUNNING, then SUCCEEDED with the result and score, or FAILED with the reason.
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
-import ray
+from sqlalchemy.orm import Session
 
-from app.contracts.status import JobStatus
-from app.core.config import get_settings
+from app.core.config import Settings
 from app.db.models import DatasetVersion, QualityReport
-from app.db.session import session_scope
+from app.runs.kinds import QUALITY_REPORT
 from app.services.data import data_io, quality
 from app.services.data.quality_checks import QualityConfig, check
+from train_jobs.driver import Entrypoint, Record, run_main
 
 
-def run(report_id: int) -> None:
-    settings = get_settings()
-    ray.init()  # inside a Ray job this joins the job's cluster
-    with session_scope(settings.database_url) as session:
-        report = quality.mark_running(session, report_id)
-        config = QualityConfig.from_dict(report.config)
-        version = session.get_one(DatasetVersion, report.version_id)
-        session.expunge(version)
+def load(_settings: Settings, session: Session, report: QualityReport) -> tuple[QualityConfig, DatasetVersion]:
+    config = QualityConfig.from_dict(report.config)
+    version = session.get_one(DatasetVersion, report.version_id)
+    session.expunge(version)
+    return config, version
+
+
+def work(settings: Settings, _report_id: int, loaded: tuple[QualityConfig, DatasetVersion]) -> Record:
+    config, version = loaded
     # Exact quantiles and duplicate detection need every row together: the blocks are read in parallel by Ray
     # Data and gathered into one frame (columns of a few million rows fit in memory).
     frame = data_io.to_frame(data_io.read_version(settings, version, as_strings=True))
-    result = check(frame, config)
-    with session_scope(settings.database_url) as session:
-        quality.finish(session, report_id, result=result)
+    result: dict[str, Any] = check(frame, config)
+    return lambda _session, report: quality.record_result(report, result)
 
 
-def main(argv: list[str]) -> int:
-    report_id = int(argv[0])
-    try:
-        run(report_id)
-    except Exception as e:
-        with session_scope(get_settings().database_url) as session:
-            report = session.get(QualityReport, report_id)
-            if report is not None and report.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                quality.finish(session, report_id, result=None, message=f"{type(e).__name__}: {e}")
-        raise
-    return 0
-
+ENTRYPOINT = Entrypoint(QUALITY_REPORT, load, work)
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(ENTRYPOINT)

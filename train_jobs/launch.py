@@ -1,9 +1,9 @@
 """Entrypoint of a training job's Ray job: `python -m train_jobs.launch DRIVER_MODULE JOB_ID WORKER_PLAN_JSON`.
 
 Connects to Ray, gets the job's Train workers from the scheduler's plan (warm ones from the platform's pool, else
-fresh ones: `train_jobs.prestart`), and only then imports the template's driver module and runs its `run(job_id)`,
-as that module's own entrypoint does. The driver modules still run alone (`python -m train_jobs.train_tabular
-JOB_ID`, as a KubeRay RayJob does); they then start their workers when Train asks for them.
+fresh ones: `train_jobs.prestart`), and only then imports the template's driver module and runs its `ENTRYPOINT`
+(train_jobs.driver), as that module's own `__main__` does. The driver modules still run alone (`python -m
+train_jobs.train_tabular JOB_ID`, as a KubeRay RayJob does); they then start their workers when Train asks for them.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ def main(argv: list[str]) -> int:
         prestart.start(WorkerPlan.from_json(plan))
     except Exception as e:  # only a head start: without it the driver's worker group starts its workers itself
         print(f"Workers not started ahead ({type(e).__name__}: {e}); the driver starts them.", flush=True)
-    from train_jobs import train_tabular  # every template's driver builds on it: imports torch and Ray Train
-
-    return train_tabular.main([job_id], importlib.import_module(module).run)
+    # Imported only now: the driver module imports torch and Ray Train, which the workers' start need not wait for.
+    return importlib.import_module(module).ENTRYPOINT.main([job_id])
 
 
 if __name__ == "__main__":

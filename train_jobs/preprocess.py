@@ -1,7 +1,8 @@
 """Ray job entrypoint: a preprocessing pipeline run over one dataset version, read from storage with Ray Data.
 
-Run by the platform as `python -m train_jobs.preprocess RUN_ID`. On success the run row names the new version
-(Parquet, with its parent, the steps and the fitted JSON state); on failure it says why.
+Run by the platform as `python -m train_jobs.preprocess RUN_ID` (on the shared driver, train_jobs.driver). On
+success the run row names the new version (Parquet, with its parent, the steps and the fitted JSON state); on failure
+it says why.
 
 Memory stays bounded by the block size, not the data size: a version is read by one task per piece (byte ranges of
 CSV or JSON lines, runs of Parquet row groups) and staged as Arrow files on the nodes' disks
@@ -12,37 +13,41 @@ parts and the output is written group by group (train_jobs/streaming_fit.py).
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import ray
+from sqlalchemy.orm import Session
 
-from app.contracts.status import JobStatus
-from app.core.config import Settings, get_settings
+from app.core.config import Settings
 from app.db.models import DatasetVersion, PipelineRun
-from app.db.session import session_scope
+from app.runs.kinds import PIPELINE_RUN
 from app.services.data import data_io, pipelines
 from app.services.data.pipeline_transform import fit_source
 from app.storage import open_store
+from train_jobs.driver import Entrypoint, Record, run_main
 from train_jobs.staged_input import STAGED_FORMATS, NotStaged, staged_input
 from train_jobs.streaming_fit import BlockSource, cluster_cpus
 
+Loaded = tuple[list[dict[str, Any]], DatasetVersion, dict[str, Any]]
 
-def run(run_id: int) -> int:
-    settings = get_settings()
-    ray.init()  # inside a Ray job this joins the job's cluster
-    with session_scope(settings.database_url) as session:
-        pipeline_run = pipelines.mark_running(session, run_id)
-        steps = list(pipeline_run.steps)
-        version = session.get_one(DatasetVersion, pipeline_run.input_version_id)
-        features = dict(version.dataset.feature_config or {})
-        session.expunge(version)
+
+def load(_settings: Settings, session: Session, pipeline_run: PipelineRun) -> Loaded:
+    """The run's steps, its input version and the dataset's feature configuration."""
+    version = session.get_one(DatasetVersion, pipeline_run.input_version_id)
+    features = dict(version.dataset.feature_config or {})
+    session.expunge(version)
+    return list(pipeline_run.steps), version, features
+
+
+def work(settings: Settings, run_id: int, loaded: Loaded) -> Record | None:
+    steps, version, features = loaded
     with tempfile.TemporaryDirectory(prefix="aip-pipeline-") as tmp:
         path = Path(tmp) / "out.parquet"
         state = fit_and_write(settings, version, steps, features, path)
-        return pipelines.record_output(settings, open_store(settings), run_id=run_id, state=state, path=path)
+        # Records the output version and the run's success in one transaction.
+        pipelines.record_output(settings, open_store(settings), run_id=run_id, state=state, path=path)
+    return None
 
 
 def fit_and_write(
@@ -67,18 +72,7 @@ def _fit_and_write(
     return state
 
 
-def main(argv: list[str]) -> int:
-    run_id = int(argv[0])
-    try:
-        run(run_id)
-    except Exception as e:
-        with session_scope(get_settings().database_url) as session:
-            pipeline_run = session.get(PipelineRun, run_id)
-            if pipeline_run is not None and pipeline_run.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                pipelines.fail(session, run_id, f"{type(e).__name__}: {e}")
-        raise
-    return 0
-
+ENTRYPOINT = Entrypoint(PIPELINE_RUN, load, work)
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(ENTRYPOINT)

@@ -52,14 +52,16 @@ class _StepLog:
     yet written when the loop reports leave with the report (the driver records them with the epoch's metrics): a
     checkpoint never gets ahead of the steps before it, so a resumed run's steps continue where the log stopped."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, *, write: bool = True) -> None:
         self.job_id = job_id
         self.pending: list[dict[str, float]] = []
         self.pending_lock = threading.Lock()  # held briefly, by the loop too
         self.write_lock = threading.Lock()  # held while a batch is on its way to the database
         self.closed = threading.Event()
-        self.thread = threading.Thread(target=self._write, name="step-log", daemon=True)
-        self.thread.start()
+        # Without a writer (custom code: no database in the worker), every step leaves with the next report.
+        self.thread = threading.Thread(target=self._write, name="step-log", daemon=True) if write else None
+        if self.thread is not None:
+            self.thread.start()
 
     def add(self, step: dict[str, float]) -> None:
         with self.pending_lock:
@@ -74,7 +76,8 @@ class _StepLog:
     def close(self) -> None:
         """Writes what is pending and stops (the loop ended)."""
         self.closed.set()
-        self.thread.join(timeout=30)
+        if self.thread is not None:
+            self.thread.join(timeout=30)
 
     def _write(self) -> None:
         _after_first_steps()
@@ -115,11 +118,19 @@ def close_step_log() -> None:
         _step_log = None
 
 
-def mark_running(job_id: int | None) -> None:
+def mark_running(job_id: int | None, *, through_driver: bool = False) -> None:
     """Rank 0 moves the job from STARTING to RUNNING once its workers run the loop and logs its training steps;
-    every rank samples its resource use. In background threads, after the loop's first steps."""
+    every rank samples its resource use. In background threads, after the loop's first steps.
+
+    `through_driver`: the worker holds no database access (custom code, train_jobs.sandbox): the driver marks the
+    job RUNNING, and steps and resource use reach it only with the reports."""
     global _step_log
     if job_id is None:
+        return
+    if through_driver:
+        _status_written.set()
+        if ray.train.get_context().get_world_rank() == 0:
+            _step_log = _StepLog(job_id, write=False)
         return
     rank = ray.train.get_context().get_world_rank()
     threading.Thread(target=_sample_usage, args=(job_id, rank), name="usage-sampler", daemon=True).start()
@@ -132,11 +143,12 @@ def mark_running(job_id: int | None) -> None:
         _first_report.wait(FIRST_STEPS_GRACE_S)
         from app.core.config import get_settings  # workers inherit the platform's settings from Ray's environment
         from app.db.session import session_scope
-        from app.services.training import jobs
+        from app.runs import lifecycle
+        from app.runs.kinds import TRAINING_JOB
 
         try:
             with session_scope(get_settings().database_url) as session:
-                jobs.mark_running(session, job_id)
+                lifecycle.mark_running(session, TRAINING_JOB, job_id)
         finally:
             _status_written.set()
 

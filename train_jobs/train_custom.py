@@ -7,38 +7,38 @@ DRAFT model version whose artifact is that checkpoint's state file.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Any
 
 import ray
+from sqlalchemy.orm import Session
 
-from app.contracts.status import JobStatus
 from app.contracts.templates import CUSTOM_TEMPLATE
-from app.contracts.train_config import parse
-from app.core.config import get_settings
+from app.contracts.train_config import TrainConfig, parse
+from app.core.config import Settings
 from app.db.models import DatasetVersion, TrainingJob
-from app.db.session import session_scope
+from app.runs.kinds import TRAINING_JOB
 from app.services.data import datasets
 from app.services.training import custom_code, jobs
 from app.storage import open_store
-from train_jobs import custom_loop, runtime
-from train_jobs.train_tabular import fit, register_success
-from train_jobs.train_tabular import main as run_main
+from train_jobs import custom_loop, runtime, sandbox
+from train_jobs.driver import Entrypoint, Record, run_main
+from train_jobs.train_tabular import fit, model_version
+
+Loaded = tuple[TrainConfig, str, Any]
 
 
-def run(job_id: int) -> None:
-    settings = get_settings()
+def load(settings: Settings, session: Session, job: TrainingJob) -> Loaded:
+    """The job's config, the key of its code, and its data (a frame)."""
     store = open_store(settings)
-    ray.init(ignore_reinit_error=True)  # joins the job's cluster (the launcher may have joined it already)
-    with session_scope(settings.database_url) as session:
-        job = session.get_one(TrainingJob, job_id)
-        if not JobStatus(job.status).holds_resources:
-            print(f"Job {job_id} is {job.status}; not training.", flush=True)
-            return
-        config = parse(job.config)
-        code_key = custom_code.find(store, job.code_hash or "")
-        frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
+    code_key = custom_code.find(store, job.code_hash or "")
+    frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
+    return parse(job.config), code_key, frame
 
+
+def work(settings: Settings, job_id: int, loaded: Loaded) -> Record:
+    config, code_key, frame = loaded
+    store = open_store(settings)
     result, best = fit(
         settings,
         job_id,
@@ -48,6 +48,11 @@ def run(job_id: int) -> None:
             "code": store.get_bytes(code_key),
             "file_name": code_key.rsplit("/", 1)[-1],
             "frame": ray.put(frame),
+            "limits": sandbox.Limits.for_job(
+                cpus_per_worker=config.cpus_per_worker,
+                memory_per_worker_mb=config.memory_per_worker_mb,
+                max_hours=settings.custom_code_max_hours,
+            ).to_dict(),
         },
     )
     if best is not None:
@@ -62,9 +67,7 @@ def run(job_id: int) -> None:
     store.put_bytes(f"{artifact_prefix}/{runtime.CHECKPOINT_FILE}", state_bytes)
 
     inputs = [str(c) for c in frame.columns if c != config.target_column]
-    register_success(
-        settings,
-        job_id,
+    return model_version(
         artifact_key=artifact_prefix,
         checkpoint_path=checkpoint.path,
         best_metrics=best_metrics,
@@ -78,5 +81,8 @@ def run(job_id: int) -> None:
     )
 
 
+# The workers run the user's code without database access (train_jobs.sandbox): the driver marks the job RUNNING.
+ENTRYPOINT = Entrypoint(TRAINING_JOB, load, work)
+
 if __name__ == "__main__":
-    sys.exit(run_main(sys.argv[1:], runner=run))
+    run_main(ENTRYPOINT)

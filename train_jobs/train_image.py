@@ -8,28 +8,33 @@ checkpoints, FailureConfig, metric recording, retry) and failure recording are t
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import ray
+from sqlalchemy.orm import Session
 
 from app.contracts.image_cnn import IMAGE_TASK, check_classes
-from app.contracts.status import JobStatus
 from app.contracts.train_config import ImageOptions, TrainConfig, parse
-from app.core.config import get_settings
+from app.core.config import Settings
 from app.db.models import DatasetVersion, TrainingJob
-from app.db.session import session_scope
+from app.runs.kinds import TRAINING_JOB
 from app.services.data import datasets
 from app.services.training import jobs
 from app.storage import open_store
 from train_jobs import image_loop, runtime
 from train_jobs.artifacts import save_artifact
-from train_jobs.templates.image_cnn import ImageSpec, build_model, fit_spec, load_artifact, read_zip
-from train_jobs.train_tabular import fit, register_success, split
-from train_jobs.train_tabular import main as run_main
+from train_jobs.driver import Entrypoint, Record, run_main
+from train_jobs.templates.image_cnn import (
+    ImageSpec,
+    build_model,
+    fit_spec,
+    load_artifact,
+    read_zip,
+)
+from train_jobs.train_tabular import fit, model_version, split
 
 
 def prepare_data(
@@ -46,21 +51,22 @@ def prepare_data(
     return spec, (images[train_rows], targets[train_rows], images[val_rows], targets[val_rows])
 
 
-def run(job_id: int) -> None:
-    settings = get_settings()
-    store = open_store(settings)
-    ray.init(ignore_reinit_error=True)  # joins the job's cluster (the launcher may have joined it already)
-    with session_scope(settings.database_url) as session:
-        job = session.get_one(TrainingJob, job_id)
-        if not JobStatus(job.status).holds_resources:
-            print(f"Job {job_id} is {job.status}; not training.", flush=True)
-            return
-        config = parse(job.config)
-        version = session.get_one(DatasetVersion, job.dataset_version_id)
-        with tempfile.TemporaryDirectory(prefix="aip-images-") as tmp:
-            path = datasets.download_to(store, version, Path(tmp) / "images.zip")
-            images, labels = read_zip(path, (config.image or ImageOptions()).size)
+Loaded = tuple[TrainConfig, np.ndarray, list[str]]
 
+
+def load(settings: Settings, session: Session, job: TrainingJob) -> Loaded:
+    """The job's config and its images (decoded and resized) with their labels."""
+    config = parse(job.config)
+    version = session.get_one(DatasetVersion, job.dataset_version_id)
+    with tempfile.TemporaryDirectory(prefix="aip-images-") as tmp:
+        path = datasets.download_to(open_store(settings), version, Path(tmp) / "images.zip")
+        images, labels = read_zip(path, (config.image or ImageOptions()).size)
+    return config, images, labels
+
+
+def work(settings: Settings, job_id: int, loaded: Loaded) -> Record:
+    config, images, labels = loaded
+    store = open_store(settings)
     spec, arrays = prepare_data(images, labels, config)
     print(
         f"{len(labels)} images, {len(spec.classes)} classes, {spec.channels} channel(s) at {spec.size}x{spec.size}; "
@@ -83,9 +89,7 @@ def run(job_id: int) -> None:
     save_artifact(store, artifact_prefix, model, spec)  # type: ignore[arg-type]  # same layout: weights + spec JSON
     load_artifact(store, artifact_prefix)  # fail here, not at deploy time, if the artifact is unreadable
 
-    register_success(
-        settings,
-        job_id,
+    return model_version(
         artifact_key=artifact_prefix,
         checkpoint_path=checkpoint.path,
         best_metrics=best_metrics,
@@ -107,5 +111,7 @@ def run(job_id: int) -> None:
     )
 
 
+ENTRYPOINT = Entrypoint(TRAINING_JOB, load, work, workers_mark_running=True)
+
 if __name__ == "__main__":
-    sys.exit(run_main(sys.argv[1:], runner=run))
+    run_main(ENTRYPOINT)

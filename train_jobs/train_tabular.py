@@ -9,7 +9,6 @@ checkpoint by the job's metric becomes a DRAFT model version with its lineage.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +17,10 @@ import ray
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from sqlalchemy.orm import Session
 
-from app.contracts.status import JobStatus
 from app.contracts.train_config import TrainConfig, parse
-from app.core.config import Settings, get_settings
+from app.core.config import Settings
 from app.db.models import DatasetVersion, TrainingJob
-from app.db.session import session_scope
+from app.runs.kinds import TRAINING_JOB
 from app.services.data import datasets, pipelines
 from app.services.models import registry
 from app.services.training import job_metrics, jobs, placement
@@ -30,6 +28,7 @@ from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
 from train_jobs.callbacks import MetricsRecorder
+from train_jobs.driver import Entrypoint, Record, run_main
 from train_jobs.tabular_loop import SEED, train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model, encode_features, encode_labels, fit_spec
 from train_jobs.trainer import PlatformTorchTrainer
@@ -100,18 +99,15 @@ def fit(
     return result, max(scored, key=lambda cm: sign * cm[1][config.metric]) if scored else None
 
 
-def run(job_id: int) -> None:
-    settings = get_settings()
-    store = open_store(settings)
-    ray.init(ignore_reinit_error=True)  # joins the job's cluster (the launcher may have joined it already)
-    with session_scope(settings.database_url) as session:
-        job = session.get_one(TrainingJob, job_id)
-        if not JobStatus(job.status).holds_resources:
-            print(f"Job {job_id} is {job.status}; not training.", flush=True)  # stopped before its driver ran
-            return
-        config = parse(job.config)
-        frame = datasets.load_frame(store, session.get_one(DatasetVersion, job.dataset_version_id))
+def load(settings: Settings, session: Session, job: TrainingJob) -> tuple[TrainConfig, Any]:
+    """The job's config and its data (a frame)."""
+    version = session.get_one(DatasetVersion, job.dataset_version_id)
+    return parse(job.config), datasets.load_frame(open_store(settings), version)
 
+
+def work(settings: Settings, job_id: int, loaded: tuple[TrainConfig, Any]) -> Record:
+    config, frame = loaded
+    store = open_store(settings)
     spec, arrays = prepare_data(frame, config)
     _, best = fit(
         settings,
@@ -130,9 +126,7 @@ def run(job_id: int) -> None:
     save_artifact(store, artifact_prefix, model, spec)
     load_artifact(store, artifact_prefix)  # fail here, not at deploy time, if the artifact is unreadable
 
-    register_success(
-        settings,
-        job_id,
+    return model_version(
         artifact_key=artifact_prefix,
         checkpoint_path=checkpoint.path,
         best_metrics=best_metrics,
@@ -148,23 +142,18 @@ def run(job_id: int) -> None:
     )
 
 
-def register_success(
-    settings: Settings,
-    job_id: int,
+def model_version(
     *,
     artifact_key: str,
     checkpoint_path: str,
     best_metrics: dict[str, Any],
     signature: Callable[[Session, TrainingJob], dict[str, Any]],
     lineage: dict[str, Any] | None = None,
-) -> None:
-    """Registers the job's DRAFT model version (metrics and lineage) and marks the job SUCCEEDED, in one
-    transaction; a job stopped meanwhile keeps the user's decision and registers nothing."""
-    with session_scope(settings.database_url) as session:
-        job = session.get_one(TrainingJob, job_id)
-        if job.status != JobStatus.RUNNING:
-            return
-        history = job_metrics.metric_history(session, job_id)
+) -> Record:
+    """Records the job's DRAFT model version (metrics and lineage), in the transaction that marks it SUCCEEDED."""
+
+    def record(session: Session, job: TrainingJob) -> None:
+        history = job_metrics.metric_history(session, job.id)
         registry.register_version(
             session,
             job=job,
@@ -178,27 +167,15 @@ def register_success(
                 **(lineage or {}),
             },
         )
-        jobs.transition(session, job, JobStatus.SUCCEEDED)
+
+    return record
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def main(argv: list[str], runner: Callable[[int], None] | None = None) -> int:
-    """Runs the job (this template's `run`, or another driver's) and records a failure on its row."""
-    job_id = int(argv[0])
-    settings = get_settings()
-    try:
-        (runner or run)(job_id)
-    except Exception as e:
-        with session_scope(settings.database_url) as session:
-            job = session.get(TrainingJob, job_id)
-            if job is not None and not JobStatus(job.status).is_terminal:
-                jobs.transition(session, job, JobStatus.FAILED, f"{type(e).__name__}: {e}")
-        raise
-    return 0
-
+ENTRYPOINT = Entrypoint(TRAINING_JOB, load, work, workers_mark_running=True)
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(ENTRYPOINT)

@@ -15,7 +15,6 @@ own, or the donor's), which the epoch loop resumes with the trial's own hyperpar
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import uuid
@@ -25,30 +24,31 @@ import ray
 from ray import tune
 from ray._raylet import PlacementGroupID
 from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig, UserCallback
-from ray.tune.experiment import Trial
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.util.placement_group import PlacementGroup
 from ray.util.queue import Empty, Queue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.contracts.search_space import SearchConfig
-from app.contracts.status import JobStatus, TrialStatus
-from app.contracts.train_config import TrainConfig, better, parse
-from app.core.config import get_settings
-from app.db.models import DatasetVersion, TuningRun, TuningTrial, utcnow
+from app.contracts.train_config import TrainConfig, parse
+from app.core.config import Settings, get_settings
+from app.db.models import DatasetVersion, TuningRun, TuningTrial
 from app.db.session import session_scope
+from app.runs.kinds import TUNING_RUN
 from app.services.data import datasets
 from app.services.models import registry
-from app.services.training import tuning
 from app.storage import checkpoint_storage, open_store
 from train_jobs import runtime
 from train_jobs.artifacts import load_artifact, save_artifact
+from train_jobs.driver import Entrypoint, Record, run_main
 from train_jobs.tabular_loop import train_loop_per_worker
 from train_jobs.templates.tabular_mlp import TabularSpec, build_model
 from train_jobs.train_tabular import prepare_data
 from train_jobs.trainer import PlatformTorchTrainer
+from train_jobs.tune_recording import RecordedPBT, TrialRecorder
 from train_jobs.tune_space import pbt_mutations, ray_space
 
 
@@ -210,107 +210,6 @@ class PlacementGroupCollector(tune.Callback):
         )
 
 
-def _trial_row(session: Any, run_id: int, trial: Any) -> TuningTrial:
-    row = session.scalar(
-        select(TuningTrial).where(TuningTrial.run_id == run_id, TuningTrial.trial_key == trial.trial_id)
-    )
-    if row is None:
-        row = TuningTrial(run_id=run_id, trial_key=trial.trial_id, config=dict(trial.config), history=[])
-        session.add(row)
-        session.flush()
-    return row
-
-
-class RecordedPBT(PopulationBasedTraining):
-    """Population Based Training that notes each exploit on the exploiting trial's row: the trial it copied, at which
-    epoch, and how its hyperparameters changed; the row's config becomes the new one."""
-
-    def __init__(self, run_id: int, database_url: str, epochs: int, **options: Any) -> None:
-        super().__init__(**options)
-        self.run_id = run_id
-        self.database_url = database_url
-        self.epochs = epochs
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        if result.get(self._time_attr, 0) >= self.epochs:
-            return TrialScheduler.CONTINUE  # its last epoch: a perturbation would restart it only to end it
-        decision = super().on_trial_result(tune_controller, trial, result)
-        if decision == TrialScheduler.PAUSE or trial.status == Trial.PAUSED:  # Tune marks it RUNNING when it resumes
-            with session_scope(self.database_url) as session:
-                _trial_row(session, self.run_id, trial).status = TrialStatus.PAUSED
-        return decision
-
-    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
-        # Ray's hook for the exploit step (a private method: Ray pinned at 2.60); the recording wraps it unchanged.
-        before = dict(trial.config)
-        epoch = int(self._trial_state[trial_to_clone].last_train_time)
-        super()._exploit(tune_controller, trial, trial_to_clone)
-        changes = ", ".join(
-            f"{k} {_short(before.get(k))} -> {_short(v)}" for k, v in sorted(trial.config.items()) if before.get(k) != v
-        )
-        with session_scope(self.database_url) as session:
-            row, donor = _trial_row(session, self.run_id, trial), _trial_row(session, self.run_id, trial_to_clone)
-            note = f"Exploited trial {donor.id} at epoch {epoch}" + (f": {changes}." if changes else ".")
-            row.message = f"{row.message} {note}".strip()[-2000:]
-            row.config = dict(trial.config)
-            row.iterations = epoch  # it goes on from the donor's epoch
-            row.updated_at = utcnow()
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else repr(value)
-
-
-class TrialRecorder(tune.Callback):
-    """Keeps one row per trial up to date: config, state, metric history, best value and checkpoint."""
-
-    def __init__(self, run_id: int, database_url: str, search: SearchConfig) -> None:
-        self.run_id = run_id
-        self.database_url = database_url
-        self.search = search
-
-    def _row(self, session: Any, trial: Any) -> TuningTrial:
-        return _trial_row(session, self.run_id, trial)
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        with session_scope(self.database_url) as session:
-            self._row(session, trial).status = JobStatus.RUNNING
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        point = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        with session_scope(self.database_url) as session:
-            row = self._row(session, trial)
-            row.history = [*row.history, point]  # a new list: the JSON column sees the change
-            row.iterations = int(result.get("training_iteration", len(row.history)))
-            value = result.get(self.search.metric or "")
-            if (
-                result.get(CHECKPOINT_PATH_KEY)
-                and value is not None
-                and better(value, row.best_value, self.search.mode or "min")
-            ):
-                row.best_value = float(value)
-                row.best_checkpoint = result[CHECKPOINT_PATH_KEY]
-            row.updated_at = utcnow()
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        with session_scope(self.database_url) as session:
-            row = self._row(session, trial)
-            last = row.history[-1] if row.history else {}
-            stopped_early = self.search.scheduler == "asha" and row.iterations < (self.search.max_t or 0)
-            if stopped_early and not last.get("early_stopped"):
-                row.status, row.message = TrialStatus.EARLY_STOPPED, "Stopped early by the ASHA scheduler."
-            else:
-                row.status = JobStatus.SUCCEEDED
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        with session_scope(self.database_url) as session:
-            row = self._row(session, trial)
-            row.status, row.message = (
-                JobStatus.FAILED,
-                str(getattr(trial, "error_msg", "") or "The trial failed.")[-2000:],
-            )
-
-
 def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: TabularSpec, arrays: Any) -> tune.Tuner:
     settings = get_settings()
     base = {**config.model_dump(), "epochs": search.max_t, "metric": search.metric, "mode": search.mode}
@@ -373,20 +272,18 @@ def build_tuner(run_id: int, config: TrainConfig, search: SearchConfig, spec: Ta
     )
 
 
-def run(run_id: int) -> None:
-    settings = get_settings()
-    store = open_store(settings)
-    ray.init()
-    with session_scope(settings.database_url) as session:
-        row = session.get_one(TuningRun, run_id)
-        if row.status != JobStatus.STARTING:  # the scheduler marks it STARTING before submitting it
-            print(f"Tuning run {run_id} is {row.status}; not tuning.", flush=True)
-            return
-        tuning.set_status(session, row, JobStatus.RUNNING)
-        config = parse(row.config)
-        search = SearchConfig.model_validate(row.search)
-        frame = datasets.load_frame(store, session.get_one(DatasetVersion, row.dataset_version_id))
+Loaded = tuple[TrainConfig, SearchConfig, Any]
 
+
+def load(settings: Settings, session: Session, row: TuningRun) -> Loaded:
+    """The run's base config, its search, and its data (a frame)."""
+    frame = datasets.load_frame(open_store(settings), session.get_one(DatasetVersion, row.dataset_version_id))
+    return parse(row.config), SearchConfig.model_validate(row.search), frame
+
+
+def work(settings: Settings, run_id: int, loaded: Loaded) -> Record:
+    config, search, frame = loaded
+    store = open_store(settings)
     spec, arrays = prepare_data(frame, config)
     build_tuner(run_id, config, search, spec, arrays).fit()
 
@@ -416,10 +313,8 @@ def run(run_id: int) -> None:
     save_artifact(store, artifact_prefix, model, trial_spec)
     load_artifact(store, artifact_prefix)
 
-    with session_scope(settings.database_url) as session:
-        row = session.get_one(TuningRun, run_id)
-        if row.status != JobStatus.RUNNING:
-            return  # stopped meanwhile
+    def record(session: Session, row: TuningRun) -> None:
+        """The best trial's model version, on the run."""
         trial = session.get_one(TuningTrial, best_id)
         version = registry.register_version(
             session,
@@ -442,22 +337,11 @@ def run(run_id: int) -> None:
         )
         row.best_trial_id = best_id
         row.model_version_id = version.id
-        tuning.set_status(session, row, JobStatus.SUCCEEDED)
+
+    return record
 
 
-def main(argv: list[str]) -> int:
-    run_id = int(argv[0])
-    settings = get_settings()
-    try:
-        run(run_id)
-    except Exception as e:
-        with session_scope(settings.database_url) as session:
-            row = session.get(TuningRun, run_id)
-            if row is not None and not JobStatus(row.status).is_terminal:
-                tuning.set_status(session, row, JobStatus.FAILED, f"{type(e).__name__}: {e}")
-        raise
-    return 0
-
+ENTRYPOINT = Entrypoint(TUNING_RUN, load, work)
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(ENTRYPOINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import get_settings
@@ -36,7 +37,11 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            self._record(scope, status["code"])
+            # In a worker thread, in a transaction of its own: a write waiting for the database's write lock
+            # must not hold the event loop (every other request, /health included, would wait with it).
+            # Shielded, so a client that hangs up still leaves its audit entry.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._record, scope, status["code"])
 
     @staticmethod
     def _record(scope: Scope, status_code: int) -> None:

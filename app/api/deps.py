@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
 from app.core.errors import AipError, ErrorCode
 from app.core.permissions import check_known
-from app.db.models import User
+from app.db.models import MAX_ID, User
+from app.db.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from app.db.session import session_scope
 from app.services.identity import tokens
 from app.storage import ObjectStore, open_store
@@ -37,6 +38,9 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+# Every id in a path: outside the database's integer range it is a 404 (see main's validation handler), not a 500.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="An id, as the platform returned it.")]
+IndexPath = Annotated[int, Path(ge=0, le=MAX_ID, description="A chunk's index, from 0.")]
 # "function" scope: the unit of work commits before the response is sent, so a client never sees a success
 # whose commit then fails, and its next request sees what this one wrote.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -73,3 +77,16 @@ def require(permission: str) -> Callable[..., User]:
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test
     return check
+
+
+def page_request(
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page."),
+    offset: int = Query(default=0, ge=0, description="Items to skip."),
+    sort: str | None = Query(
+        default=None, max_length=64, pattern=r"^-?[a-z_]+$", description="A field to sort by; '-field': descending."
+    ),
+) -> PageRequest:
+    return PageRequest(limit=limit, offset=offset, sort=sort)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]

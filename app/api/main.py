@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api import responses
 from app.api.audit import AuditMiddleware
+from app.api.limits import BodyLimitMiddleware, BodyTooLarge
 from app.api.routes import (
     account,
     auth,
@@ -29,6 +30,7 @@ from app.api.routes import (
 from app.api.routes.training import code_router
 from app.api.routes.tuning import router as tuning_router
 from app.core.errors import AipError, ErrorCode
+from app.db.models import MAX_ID
 from app.web import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,10 @@ def create_app() -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    app.add_middleware(BodyLimitMiddleware, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_exception_handler(AipError, _aip_error)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     responses.install(app)
@@ -71,8 +75,22 @@ async def _aip_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _body_too_large(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLarge)
+    return await _aip_error(request, exc.error)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    in_path = [err for err in exc.errors() if err["loc"][0] == "path"]
+    if in_path:
+        # An id outside the database's range (or not a number) names nothing that exists: 404, not 422 or 500.
+        name = in_path[0]["loc"][-1]
+        error = AipError(
+            ErrorCode.NOT_FOUND,
+            f"No resource has {name} {in_path[0]['input']!r}: ids are whole numbers from 1 to {MAX_ID}.",
+        )
+        return await _aip_error(request, error)
     problems = [f"{'.'.join(str(p) for p in err['loc'])}: {_explain(err)}" for err in exc.errors()]
     body = {"code": "INVALID_INPUT", "message": "; ".join(problems), "details": {"errors": problems}}
     return JSONResponse(body, status_code=422)

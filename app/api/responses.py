@@ -2,7 +2,8 @@
 
 Every route's errors come from the same few sources, so they are derived from what the operation is made of rather
 than listed on each decorator: a login (401) and a permission check (403) from its security, a resource named in
-its path (404), parameters or a body (422), a change (409), and the database or Ray being unreachable (503) anywhere.
+its path (404), parameters or a body (422), a body over its limit (413), a change (409), and the database or Ray
+being unreachable (503) anywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ WHY = {
     403: "The caller lacks the permission (or the API token its scope).",
     404: "The resource does not exist, or the caller cannot see it.",
     409: "The change conflicts with the resource's state (e.g. a name in use, a job already running).",
+    413: "The body is larger than the route's limit; the message names the setting that sets it.",
     422: "Invalid input; the message and `details.errors` name each field.",
     429: "Too many attempts; the message says when to retry.",
     503: "The database, the object store or the Ray cluster is unavailable; retry later.",
@@ -52,6 +54,8 @@ def operation_errors(path: str, method: str, operation: dict[str, Any]) -> set[i
         statuses.add(422)
     if method in MUTATING:
         statuses.add(409)
+    if "requestBody" in operation:
+        statuses.add(413)
     return statuses
 
 

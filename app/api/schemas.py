@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from app.contracts import image_cnn, tabular_mlp
 from app.contracts.pipeline_steps import PipelineStep
 from app.contracts.search_space import SearchConfig
 from app.contracts.templates import CUSTOM_TEMPLATE, TEMPLATES
 from app.contracts.train_config import TrainConfig
+from app.storage import public_checkpoint
+
+T = TypeVar("T")
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -31,6 +34,15 @@ class Strict(BaseModel):
     """A request body: an unknown (e.g. misspelt) field is refused, naming it, rather than ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Page(Public, Generic[T]):
+    """One page of a list: every list route answers in this shape (`?limit=&offset=&sort=` and its filters)."""
+
+    items: list[T]
+    total: int = Field(description="How many items match the filters, on every page.")
+    limit: int
+    offset: int
 
 
 class DatasetCreate(Strict):
@@ -203,6 +215,14 @@ class ModelVersionPublic(Public):
     metrics: dict[str, float]
     lineage: dict[str, Any] | None = None
     created_at: UtcDatetime
+
+    @field_validator("lineage")
+    @classmethod
+    def _no_server_paths(cls, lineage: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Stored as Ray Train's location (a server path or bucket): shown as a key within the platform's storage.
+        if lineage and isinstance(lineage.get("checkpoint"), str):
+            lineage = {**lineage, "checkpoint": public_checkpoint(lineage["checkpoint"])}
+        return lineage
 
 
 class ModelPublic(Public):

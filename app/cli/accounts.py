@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, connect, console
+from app.cli.common import LimitOpt, OffsetOpt, PasswordOpt, UrlOpt, UserOpt, connect, console, print_total
 
 user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
 role_app = typer.Typer(help="Manage roles (admins).", no_args_is_help=True)
@@ -14,10 +14,18 @@ token_app = typer.Typer(help="Your personal API tokens (for scripts: AIP_TOKEN=.
 
 
 @user_app.command("list")
-def user_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
-    for user in connect(url, username, password).list_users():
+def user_list(
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    found = connect(url, username, password).list_users(limit=limit, offset=offset)
+    for user in found:
         state = "active" if user["is_active"] else "disabled"
         console.print(f"{user['id']:>5}  {user['username']:<20} {state:<9} {', '.join(user['roles'])}")
+    print_total(found, "users")
 
 
 @user_app.command("create")
@@ -48,6 +56,13 @@ def user_enable(user_id: int, url: UrlOpt = None, username: UserOpt = None, pass
     _set_user(user_id, url, username, password, is_active=True, unlock=True)
 
 
+@user_app.command("unlock")
+def user_unlock(user_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+    """Ends the waits that failed logins put on a user's logins (from every address)."""
+    user = connect(url, username, password).unlock_user(user_id)
+    console.print(f"User {user['id']} {user['username']} unlocked.")
+
+
 @user_app.command("reset-password")
 def user_reset_password(
     user_id: int,
@@ -61,10 +76,18 @@ def user_reset_password(
 
 
 @role_app.command("list")
-def role_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
-    for role in connect(url, username, password).list_roles():
+def role_list(
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    found = connect(url, username, password).list_roles(limit=limit, offset=offset)
+    for role in found:
         kind = "built-in" if role["builtin"] else "custom"
         console.print(f"{role['id']:>4}  {role['name']:<16} {kind:<9} {', '.join(role['permissions'])}")
+    print_total(found, "roles")
 
 
 @role_app.command("create")
@@ -95,10 +118,18 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
-    for token in connect(url, username, password).list_api_tokens():
+def token_list(
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    found = connect(url, username, password).list_api_tokens(limit=limit, offset=offset)
+    for token in found:
         state = "revoked" if token["revoked_at"] else f"expires {token['expires_at'] or 'never'}"
         console.print(f"{token['id']:>4}  {token['name']:<20} aip_{token['prefix']}_…  {state}")
+    print_total(found, "tokens")
 
 
 @token_app.command("revoke")

@@ -11,14 +11,28 @@ import typer
 from rich.console import Console
 
 from app.client import ApiError, Client, credentials
+from app.client.paging import MAX_PAGE, Page
 from app.core.config import Settings, get_settings
-from app.services.identity.users import ADMIN_PASSWORD_FILE
 
 console = Console()
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="API URL (default: this machine's platform).")]
 UserOpt = Annotated[str | None, typer.Option("--username", "-u", envvar="AIP_USERNAME")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", "-p", envvar="AIP_PASSWORD", hidden=True)]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=MAX_PAGE, help="Show at most this many.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")]
+
+
+def print_total(page: Page, what: str) -> None:
+    """Which part of how many the page shows, and how to see the rest."""
+    shown = len(page)
+    if not shown:
+        console.print(f"No {what} from offset {page.offset}; {page.total} in total.")
+        return
+    more = page.total - page.offset - shown
+    hint = f"; --offset {page.offset + shown} for the next {min(more, page.limit)}" if more > 0 else ""
+    console.print(f"{page.offset + 1}-{page.offset + shown} of {page.total} {what}{hint}.")
+
 
 T = TypeVar("T")
 
@@ -76,5 +90,5 @@ def connect(url: str | None, username: str | None, password: str | None) -> Clie
 def _admin_password(settings: Settings) -> str | None:
     if settings.admin_password:
         return settings.admin_password
-    path = settings.data_dir / ADMIN_PASSWORD_FILE
+    path = settings.admin_password_file
     return path.read_text().strip() if path.exists() else None

@@ -11,7 +11,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, api_call, connect, console, fail
+from app.cli.common import (
+    LimitOpt,
+    OffsetOpt,
+    PasswordOpt,
+    UrlOpt,
+    UserOpt,
+    api_call,
+    connect,
+    console,
+    fail,
+    print_total,
+)
 from app.client import ApiError
 
 # Commands of `aiplatform dataset` (the dataset module adds them to its group).
@@ -35,9 +46,17 @@ def _follow(what: str, fetch: Callable[[], dict[str, Any]], wait: Callable[..., 
 
 
 @app.command("versions")
-def versions(dataset_id: int, url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+def versions(
+    dataset_id: int,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
     """List a dataset's versions with their lineage."""
-    rows = api_call(lambda: connect(url, username, password).list_dataset_versions(dataset_id))
+    client = connect(url, username, password)
+    rows = api_call(lambda: client.list_dataset_versions(dataset_id, limit=limit, offset=offset))
     table = Table("id", "version", "file", "format", "rows", "columns", "from", "created")
     for v in rows:
         origin = f"run {v['pipeline']['run_id']} on id {v['parent_id']}" if v.get("pipeline") else "upload"
@@ -52,6 +71,7 @@ def versions(dataset_id: int, url: UrlOpt = None, username: UserOpt = None, pass
             v["created_at"][:19],
         )
     console.print(table)
+    print_total(rows, "versions")
 
 
 @app.command("features")
@@ -213,36 +233,45 @@ def print_state(state: dict[str, Any]) -> None:
 def runs(
     version_id: int,
     status: StatusOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     url: UrlOpt = None,
     username: UserOpt = None,
     password: PasswordOpt = None,
 ) -> None:
     """List the pipeline runs on a version, newest first."""
-    found = api_call(lambda: connect(url, username, password).list_pipeline_runs(version_id, status=_status(status)))
+    client = connect(url, username, password)
+    found = api_call(lambda: client.list_pipeline_runs(version_id, status=_status(status), limit=limit, offset=offset))
     table = Table("id", "status", "steps", "output version id", "created", "message")
     for run in found:
         ops = ", ".join(step.get("op", "?") for step in run["steps"])
         output = str(run["output_version_id"] or "")
         table.add_row(str(run["id"]), run["status"], ops, output, run["created_at"][:19], run["message"][:80])
     console.print(table)
+    print_total(found, "pipeline runs")
 
 
 @app.command("reports")
 def reports(
     version_id: int,
     status: StatusOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     url: UrlOpt = None,
     username: UserOpt = None,
     password: PasswordOpt = None,
 ) -> None:
     """List the quality reports of a version, newest first."""
     client = connect(url, username, password)
-    found = api_call(lambda: client.list_quality_reports(version_id, status=_status(status)))
+    found = api_call(
+        lambda: client.list_quality_reports(version_id, status=_status(status), limit=limit, offset=offset)
+    )
     table = Table("id", "status", "score", "created", "message")
     for report in found:
         score = "" if report["score"] is None else f"{report['score']:.3f}"
         table.add_row(str(report["id"]), report["status"], score, report["created_at"][:19], report["message"][:80])
     console.print(table)
+    print_total(found, "quality reports")
 
 
 def _status(status: str | None) -> str | None:

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from app.cli import data_jobs
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, connect, console
+from app.cli.common import LimitOpt, OffsetOpt, PasswordOpt, UrlOpt, UserOpt, connect, console, print_total
 from app.client import ApiError, Client
 from app.client.uploads import DEFAULT_CHUNK_SIZE, DEFAULT_PARALLEL, file_sha256, upload_file
 
@@ -32,7 +32,7 @@ def _dataset_id(client: Client, wanted: str | None, path: Path) -> int:
     if wanted and wanted.isdigit():
         return int(wanted)
     name = wanted or re.sub(r"[^A-Za-z0-9_.\- ]", "-", path.stem).lstrip("-_. ") or "dataset"
-    for dataset in client.list_datasets():
+    for dataset in client.list_datasets(name=name):  # names containing it; the exact one is wanted
         if dataset["name"] == name:
             return int(dataset["id"])
     return int(client.create_dataset(name)["id"])
@@ -117,14 +117,22 @@ def _chunk_len(session: dict[str, Any], index: int) -> int:
 
 
 @app.command("list")
-def list_datasets(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
+def list_datasets(
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
     """List datasets and their versions."""
-    for dataset in connect(url, username, password).list_datasets():
+    found = connect(url, username, password).list_datasets(limit=limit, offset=offset)
+    for dataset in found:
         console.print(f"{dataset['id']:>5}  {dataset['name']}")
         for v in dataset.get("versions", []):
             console.print(
                 f"        v{v['version']} id={v['id']} {v['file_name']} {v['num_rows']} rows {v['sha256'][:12]}"
             )
+    print_total(found, "datasets")
 
 
 @app.command("profile")

@@ -8,7 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, api_call, connect, console, fail
+from app.cli.common import (
+    LimitOpt,
+    OffsetOpt,
+    PasswordOpt,
+    UrlOpt,
+    UserOpt,
+    api_call,
+    connect,
+    console,
+    fail,
+    print_total,
+)
 from app.client import ApiError
 
 app = typer.Typer(help="Training jobs: create, follow, stop, retry, delete.", no_args_is_help=True)
@@ -81,14 +92,18 @@ def job_create(
 @app.command("list")
 def job_list(
     status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     url: UrlOpt = None,
     username: UserOpt = None,
     password: PasswordOpt = None,
 ) -> None:
-    """List training jobs."""
+    """List training jobs, newest first."""
     client = connect(url, username, password)
-    for job in api_call(lambda: client.list_jobs(status)):
+    found = api_call(lambda: client.list_jobs(status, limit=limit, offset=offset))
+    for job in found:
         console.print(_job_line(job), markup=False, highlight=False)
+    print_total(found, "jobs")
 
 
 @app.command("show")

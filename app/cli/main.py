@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import accounts, auth, dataset, jobs, platform, tuning
+from app.cli import accounts, auth, dataset, jobs, keys, platform, tuning
 
 app = typer.Typer(help="aiplatform: a self-hosted AI training platform on Ray.", no_args_is_help=True)
 app.add_typer(auth.app)  # login, logout
@@ -18,6 +18,7 @@ app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.role_app, name="role")
 app.add_typer(accounts.token_app, name="token")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import PasswordOpt, UrlOpt, UserOpt, api_call, connect, console
+from app.cli.common import LimitOpt, OffsetOpt, PasswordOpt, UrlOpt, UserOpt, api_call, connect, console, print_total
 
 app = typer.Typer(help="Tuning runs (Ray Tune: ASHA, Optuna): create, follow, stop.", no_args_is_help=True)
 
@@ -68,11 +68,19 @@ def tune_create(
 
 
 @app.command("list")
-def tune_list(url: UrlOpt = None, username: UserOpt = None, password: PasswordOpt = None) -> None:
-    """List tuning runs."""
+def tune_list(
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    url: UrlOpt = None,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """List tuning runs, newest first."""
     client = connect(url, username, password)
-    for run in api_call(client.list_tunes):
+    found = api_call(lambda: client.list_tunes(limit=limit, offset=offset))
+    for run in found:
         console.print(f"{run['id']:>5}  {run['status']:<10} {run['name']}  {run['message'][:60]}", markup=False)
+    print_total(found, "tuning runs")
 
 
 @app.command("show")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.client.http import ApiError, Connection
+from app.client.paging import Page, fetch
 from app.client.uploads import upload_file
 from app.contracts.status import DataJobStatus, DeploymentStatus, JobStatus
 
@@ -22,7 +23,13 @@ TERMINAL_DATA_JOB_STATES = (DataJobStatus.SUCCEEDED, DataJobStatus.FAILED)  # qu
 
 class Client(Connection):
     """The REST API's operations. Authenticates with a personal API token (`token=`), or logs in and refreshes
-    its access token itself (`Connection`)."""
+    its access token itself (`Connection`).
+
+    List methods return a `Page` (a list with `.total`): every item when called without `limit`, else one page of
+    `limit` items from `offset`; `sort` names a field, "-field" for descending (each route lists its fields)."""
+
+    def _list(self, path: str, limit: int | None, offset: int, **params: Any) -> Page:
+        return fetch(self._call, path, params, limit=limit, offset=offset)
 
     # account and administration
     def account(self) -> dict[str, Any]:
@@ -34,14 +41,22 @@ class Client(Connection):
     def create_api_token(self, name: str, scopes: list[str], expires_days: int | None = 90) -> dict[str, Any]:
         return self._call("POST", "/account/token", json={"name": name, "scopes": scopes, "expires_days": expires_days})
 
-    def list_api_tokens(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/account/token")
+    def list_api_tokens(self, *, limit: int | None = None, offset: int = 0, sort: str | None = None) -> Page:
+        return self._list("/account/token", limit, offset, sort=sort)
 
     def revoke_api_token(self, token_id: int) -> None:
         self._call("DELETE", f"/account/token/{token_id}")
 
-    def list_users(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/system/user")
+    def list_users(
+        self,
+        username: str | None = None,
+        is_active: bool | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+    ) -> Page:
+        return self._list("/system/user", limit, offset, username=username, is_active=is_active, sort=sort)
 
     def create_user(self, username: str, password: str, roles: list[str]) -> dict[str, Any]:
         return self._call("POST", "/system/user", json={"username": username, "password": password, "roles": roles})
@@ -49,11 +64,14 @@ class Client(Connection):
     def update_user(self, user_id: int, **changes: Any) -> dict[str, Any]:
         return self._call("PATCH", f"/system/user/{user_id}", json=changes)
 
+    def unlock_user(self, user_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/system/user/{user_id}/unlock")
+
     def reset_password(self, user_id: int, password: str) -> None:
         self._call("POST", f"/system/user/{user_id}/password", json={"password": password})
 
-    def list_roles(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/system/role")
+    def list_roles(self, *, limit: int | None = None, offset: int = 0, sort: str | None = None) -> Page:
+        return self._list("/system/role", limit, offset, sort=sort)
 
     def create_role(
         self, name: str, permissions: list[str], description: str = "", limits: dict[str, Any] | None = None
@@ -65,8 +83,10 @@ class Client(Connection):
         """Changes a role: description, permissions, limits ({"max_gpus", "max_cpus", "max_jobs"})."""
         return self._call("PUT", f"/system/role/{role_id}", json=fields)
 
-    def audit(self, **filters: Any) -> list[dict[str, Any]]:
-        return self._call("GET", "/system/audit", params={k: v for k, v in filters.items() if v is not None})
+    def audit(self, *, limit: int | None = 100, offset: int = 0, **filters: Any) -> Page:
+        """Newest first; filters: username, action, result, path_prefix, since, until, sort. One page of `limit`
+        entries by default (the log grows with every request): `limit=None` reads all of them."""
+        return self._list("/system/audit", limit, offset, **filters)
 
     def settings(self) -> list[dict[str, Any]]:
         return self._call("GET", "/system/config")
@@ -86,8 +106,11 @@ class Client(Connection):
         with path.open("rb") as f:
             return self._call("POST", f"/dataset/{dataset_id}/version", files={"file": (path.name, f, "text/csv")})
 
-    def list_datasets(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/dataset")
+    def list_datasets(
+        self, name: str | None = None, *, limit: int | None = None, offset: int = 0, sort: str | None = None
+    ) -> Page:
+        """Datasets (with their versions); `name`: whose name contains it."""
+        return self._list("/dataset", limit, offset, name=name, sort=sort)
 
     def upload(self, dataset_id: int, path: str | Path, **options: Any) -> dict[str, Any]:
         """Resumable chunked upload of any supported file: straight to S3 with presigned URLs when the platform
@@ -110,8 +133,10 @@ class Client(Connection):
     def get_dataset(self, dataset_id: int) -> dict[str, Any]:
         return self._call("GET", f"/dataset/{dataset_id}")
 
-    def list_dataset_versions(self, dataset_id: int) -> list[dict[str, Any]]:
-        return self._call("GET", f"/dataset/{dataset_id}/version")
+    def list_dataset_versions(
+        self, dataset_id: int, *, limit: int | None = None, offset: int = 0, sort: str | None = None
+    ) -> Page:
+        return self._list(f"/dataset/{dataset_id}/version", limit, offset, sort=sort)
 
     def set_features(
         self, dataset_id: int, target: str | None = None, numeric: Sequence[str] = (), categorical: Sequence[str] = ()
@@ -128,11 +153,17 @@ class Client(Connection):
         return self._call("GET", f"/dataset/quality/{report_id}")
 
     def list_quality_reports(
-        self, version_id: int | None = None, *, dataset_id: int | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        version_id: int | None = None,
+        *,
+        dataset_id: int | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Page:
         """Reports of one version, or of every version of a dataset; newest first."""
         path = f"/dataset/version/{version_id}/quality" if version_id is not None else f"/dataset/{dataset_id}/quality"
-        return self._call("GET", path, params={"status": status} if status else None)
+        return self._list(path, limit, offset, status=status)
 
     def wait_quality_report(
         self, report_id: int, timeout_s: float = 600, on_update: Callable[[dict[str, Any]], None] | None = None
@@ -156,13 +187,19 @@ class Client(Connection):
         return self._call("GET", f"/dataset/pipeline/{run_id}")
 
     def list_pipeline_runs(
-        self, version_id: int | None = None, *, dataset_id: int | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        version_id: int | None = None,
+        *,
+        dataset_id: int | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Page:
         """Runs on one version, or on any version of a dataset; newest first."""
         path = (
             f"/dataset/version/{version_id}/pipeline" if version_id is not None else f"/dataset/{dataset_id}/pipeline"
         )
-        return self._call("GET", path, params={"status": status} if status else None)
+        return self._list(path, limit, offset, status=status)
 
     def wait_pipeline_run(
         self, run_id: int, timeout_s: float = 1800, on_update: Callable[[dict[str, Any]], None] | None = None
@@ -181,8 +218,17 @@ class Client(Connection):
     def get_job(self, job_id: int) -> dict[str, Any]:
         return self._call("GET", f"/training/job/{job_id}")
 
-    def list_jobs(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/training/job", params={"status": status} if status else None)
+    def list_jobs(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+    ) -> Page:
+        """Newest first; `name`: whose name contains it."""
+        return self._list("/training/job", limit, offset, status=status, name=name, sort=sort)
 
     def job_logs(self, job_id: int) -> str:
         return self._call("GET", f"/training/job/{job_id}/logs")
@@ -246,8 +292,10 @@ class Client(Connection):
     def get_tune(self, run_id: int) -> dict[str, Any]:
         return self._call("GET", f"/training/tune/{run_id}")
 
-    def list_tunes(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/training/tune")
+    def list_tunes(
+        self, status: str | None = None, *, limit: int | None = None, offset: int = 0, sort: str | None = None
+    ) -> Page:
+        return self._list("/training/tune", limit, offset, status=status, sort=sort)
 
     def stop_tune(self, run_id: int) -> dict[str, Any]:
         return self._call("POST", f"/training/tune/{run_id}/stop")
@@ -270,8 +318,15 @@ class Client(Connection):
         )
 
     # models and deployments
-    def list_models(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/model")
+    def list_models(
+        self, name: str | None = None, *, limit: int | None = None, offset: int = 0, sort: str | None = None
+    ) -> Page:
+        return self._list("/model", limit, offset, name=name, sort=sort)
+
+    def list_deployments(
+        self, status: str | None = None, *, limit: int | None = None, offset: int = 0, sort: str | None = None
+    ) -> Page:
+        return self._list("/deployment", limit, offset, status=status, sort=sort)
 
     def get_model_version(self, version_id: int) -> dict[str, Any]:
         return self._call("GET", f"/model/version/{version_id}")

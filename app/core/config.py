@@ -47,11 +47,20 @@ class Settings(BaseSettings):
     admin_password: str = Field(default="", description="Empty: generated once and shown by `aiplatform up`.")
 
     reconcile_interval_s: float = Field(default=2.0, gt=0)
+    leader_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="One control-plane replica runs the reconcile loop, holding a lease it renews each pass; "
+        "another takes over this long after the leader stops renewing. Keep it several reconcile intervals long.",
+    )
     node_failure_window_s: float = Field(
         default=24 * 3600, gt=0, description="Training workers that died on a node count against it for this long."
     )
     warm_workers_per_node: int = Field(
         default=2, ge=0, le=64, description="Train workers each node keeps started and imported for CPU jobs; 0: none."
+    )
+    custom_code_max_hours: float = Field(
+        default=24, gt=0, description="CPU time cap of a custom-code worker: hours x its CPUs (SECURITY.md)."
     )
     max_gpus_per_user: float | None = Field(default=None, ge=0, description="GPUs one user's jobs may hold at once.")
 
@@ -63,6 +72,21 @@ class Settings(BaseSettings):
     upload_url_ttl_s: int = Field(default=600, ge=10, le=3600, description="Lifetime of a presigned part URL.")
     s3_public_endpoint: str = Field(
         default="", description="S3 as clients reach it for direct uploads ([http[s]://]host:port); empty: s3_endpoint."
+    )
+
+    # Bounds on what one request may hold (the API answers 413 or 422 naming the setting that refused it).
+    max_json_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body of most routes.")
+    max_predict_body_bytes: int = Field(default=32 << 20, ge=1024, description="Largest body of a predict request.")
+    code_max_upload_bytes: int = Field(default=10 << 20, ge=1024, description="Largest custom code file (.py, .zip).")
+    code_max_source_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest entry source (the .py, or train.py of a zip) checked at upload."
+    )
+    code_max_unpacked_bytes: int = Field(default=100 << 20, ge=1024, description="Unpacked size of a code zip.")
+    code_max_entries: int = Field(default=10_000, ge=1, description="Files and folders in a code zip.")
+    image_zip_max_unpacked_bytes: int = Field(default=50 << 30, ge=1024, description="Unpacked size of an image zip.")
+    image_zip_max_entries: int = Field(default=2_000_000, ge=1, description="Files and folders in an image zip.")
+    archive_max_ratio: float = Field(
+        default=100.0, ge=2, description="Largest unpacked/packed size of a zip member over 1 MiB (refuses zip bombs)."
     )
 
     @model_validator(mode="after")
@@ -93,6 +117,11 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def admin_password_file(self) -> Path:
+        """Where a platform started without a terminal keeps the first admin's generated password (mode 0600)."""
+        return self.data_dir / "admin_password"
 
     @property
     def ray_temp_dir(self) -> Path:

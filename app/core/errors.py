@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -11,6 +13,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     CONFLICT = "CONFLICT"
+    TOO_LARGE = "TOO_LARGE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
@@ -23,6 +26,7 @@ HTTP_STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,
@@ -68,6 +72,22 @@ def invalid(message: str, **details: Any) -> AipError:
 
 def not_found(kind: str, ident: object) -> AipError:
     return AipError(ErrorCode.NOT_FOUND, f"{kind} {ident} does not exist (or you cannot see it).")
+
+
+@contextmanager
+def hide_not_found(kind: str, ident: object) -> Iterator[None]:
+    """A 404 for a row reached through the one asked for names the one asked for: the other row's id may be another
+    user's, and telling it would say that it exists."""
+    try:
+        yield
+    except AipError as e:
+        if e.code is not ErrorCode.NOT_FOUND:
+            raise
+        raise not_found(kind, ident) from None
+
+
+def too_large(message: str, **details: Any) -> AipError:
+    return AipError(ErrorCode.TOO_LARGE, message, **details)
 
 
 def forbidden(message: str, **details: Any) -> AipError:

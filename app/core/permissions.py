@@ -19,7 +19,8 @@ PERMISSIONS: dict[str, str] = {
     "dataset:process": "Run preprocessing pipelines",
     "training:job:list": "List training jobs",
     "training:job:query": "Read a job, its metrics and logs",
-    "training:job:create": "Create and start training jobs",
+    "training:job:create": "Create and start training jobs from the built-in templates",
+    "training:code:run": "Upload and run custom training code on the cluster's workers (see SECURITY.md)",
     "training:job:stop": "Stop training jobs",
     "training:job:retry": "Retry training jobs",
     "training:job:remove": "Delete training jobs",
@@ -53,15 +54,19 @@ PERMISSIONS: dict[str, str] = {
 }
 
 ALL = "*"
+CODE_RUN = "training:code:run"
 
 _READ_ONLY = sorted(p for p in PERMISSIONS if p.endswith((":list", ":query")) and not p.startswith("system:"))
 
+# Running one's own code is granted to admins only by default (it runs on the cluster with the platform's OS user:
+# SECURITY.md); an admin grants CODE_RUN to a role they trust. Built-in roles follow this at every start.
 BUILTIN_ROLES: dict[str, list[str]] = {
     "admin": [ALL],
     "developer": sorted(
         p
         for p in PERMISSIONS
-        if not p.startswith("system:") and p not in {"resource:node:add", "resource:node:edit", "resource:node:remove"}
+        if not p.startswith("system:")
+        and p not in {"resource:node:add", "resource:node:edit", "resource:node:remove", CODE_RUN}
     ),
     "viewer": ["account:self", *_READ_ONLY],
 }

@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.storage.base import ObjectStore
 
 SCHEMES = ("file", "s3")
+CHECKPOINTS = "checkpoints"  # Ray Train's storage, under the platform's storage root
 
 
 def open_store(settings: Settings) -> ObjectStore:
@@ -42,7 +43,7 @@ def checkpoint_storage(settings: Settings) -> tuple[str, Any]:
     """Ray Train's `storage_path` (plus a pyarrow filesystem for S3) inside the platform's object storage."""
     parsed = urlparse(settings.storage_url)
     if parsed.scheme == "file":
-        return str(Path(parsed.netloc + parsed.path) / "checkpoints"), None
+        return str(Path(parsed.netloc + parsed.path) / CHECKPOINTS), None
     import pyarrow.fs
 
     filesystem = pyarrow.fs.S3FileSystem(
@@ -51,7 +52,17 @@ def checkpoint_storage(settings: Settings) -> tuple[str, Any]:
         secret_key=settings.s3_secret_key,
         scheme="https" if settings.s3_secure else "http",
     )
-    return f"{parsed.netloc}{parsed.path.rstrip('/')}/checkpoints", filesystem
+    return f"{parsed.netloc}{parsed.path.rstrip('/')}/{CHECKPOINTS}", filesystem
 
 
-__all__ = ["ObjectStore", "checkpoint_storage", "open_store"]
+def public_checkpoint(location: str) -> str | None:
+    """A checkpoint's storage key (`checkpoints/...`, relative to the platform's storage) for responses: never the
+    server's absolute path or bucket. None when the location is not under the platform's checkpoint storage."""
+    parts = location.split("/")
+    if CHECKPOINTS not in parts:
+        return None
+    start = len(parts) - 1 - parts[::-1].index(CHECKPOINTS)  # the last one: a data dir may contain the word too
+    return "/".join(p for p in parts[start:] if p)
+
+
+__all__ = ["ObjectStore", "checkpoint_storage", "open_store", "public_checkpoint"]

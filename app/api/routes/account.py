@@ -1,6 +1,7 @@
 from fastapi import APIRouter, Depends, Response
 
-from app.api.deps import SessionDep, SettingsDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, require
+from app.api.schemas import Page
 from app.api.schemas_auth import (
     AccountPublic,
     ApiTokenCreate,
@@ -27,9 +28,10 @@ def change_password(body: PasswordChange, session: SessionDep, settings: Setting
     return Response(status_code=204)
 
 
-@router.get("/token", response_model=list[ApiTokenPublic])
-def list_tokens(session: SessionDep, user: User = Self) -> object:
-    return tokens.list_api_tokens(session, user=user)
+@router.get("/token", response_model=Page[ApiTokenPublic])
+def list_tokens(session: SessionDep, page: PageDep, user: User = Self) -> object:
+    """Sorts: id (default), name, created_at."""
+    return tokens.list_api_tokens(session, user=user, request=page)
 
 
 @router.post("/token", response_model=ApiTokenCreated, status_code=201)
@@ -41,6 +43,6 @@ def create_token(body: ApiTokenCreate, session: SessionDep, user: User = Self) -
 
 
 @router.delete("/token/{token_id}", status_code=204)
-def revoke_token(token_id: int, session: SessionDep, user: User = Self) -> Response:
+def revoke_token(token_id: IdPath, session: SessionDep, user: User = Self) -> Response:
     tokens.revoke_api_token(session, user=user, token_id=token_id)
     return Response(status_code=204)

@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.api.deps import SessionDep, SettingsDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, require
+from app.api.schemas import Page
 from app.api.schemas_auth import (
     AuditPublic,
     PasswordReset,
@@ -25,9 +26,18 @@ from app.services.system import audit, sysconfig
 router = APIRouter(prefix="/system", tags=["system"])
 
 
-@router.get("/user", response_model=list[UserPublic])
-def list_users(session: SessionDep, _: User = Depends(require("system:user:list"))) -> list[UserPublic]:
-    return [UserPublic.of(u) for u in users.list_users(session)]
+@router.get("/user", response_model=Page[UserPublic])
+def list_users(
+    session: SessionDep,
+    page: PageDep,
+    username: str | None = Query(default=None, max_length=64, description="Users whose name contains this."),
+    is_active: bool | None = None,
+    _: User = Depends(require("system:user:list")),
+) -> Page[UserPublic]:
+    """Sorts: id (default), username, created_at."""
+    found = users.list_users(session, request=page, username=username, is_active=is_active)
+    items = [UserPublic.of(u) for u in found.items]
+    return Page[UserPublic](items=items, total=found.total, limit=found.limit, offset=found.offset)
 
 
 @router.post("/user", response_model=UserPublic, status_code=201)
@@ -41,7 +51,7 @@ def create_user(
 
 @router.patch("/user/{user_id}", response_model=UserPublic)
 def update_user(
-    user_id: int, body: UserUpdate, session: SessionDep, actor: User = Depends(require("system:user:edit"))
+    user_id: IdPath, body: UserUpdate, session: SessionDep, actor: User = Depends(require("system:user:edit"))
 ) -> UserPublic:
     user = users.update_user(
         session, actor=actor, user_id=user_id, roles=body.roles, is_active=body.is_active, unlock=body.unlock
@@ -49,9 +59,15 @@ def update_user(
     return UserPublic.of(user)
 
 
+@router.post("/user/{user_id}/unlock", response_model=UserPublic)
+def unlock_user(user_id: IdPath, session: SessionDep, _: User = Depends(require("system:user:edit"))) -> UserPublic:
+    """Ends the waits that failed logins put on the user's logins, from every address."""
+    return UserPublic.of(users.unlock(session, user_id=user_id))
+
+
 @router.post("/user/{user_id}/password", status_code=204)
 def reset_password(
-    user_id: int,
+    user_id: IdPath,
     body: PasswordReset,
     session: SessionDep,
     settings: SettingsDep,
@@ -61,9 +77,10 @@ def reset_password(
     return Response(status_code=204)
 
 
-@router.get("/role", response_model=list[RolePublic])
-def list_roles(session: SessionDep, _: User = Depends(require("system:role:list"))) -> object:
-    return roles.list_roles(session)
+@router.get("/role", response_model=Page[RolePublic])
+def list_roles(session: SessionDep, page: PageDep, _: User = Depends(require("system:role:list"))) -> object:
+    """Sorts: name (default), id."""
+    return roles.list_roles(session, request=page)
 
 
 @router.post("/role", response_model=RolePublic, status_code=201)
@@ -75,7 +92,7 @@ def create_role(body: RoleCreate, session: SessionDep, _: User = Depends(require
 
 @router.put("/role/{role_id}", response_model=RolePublic)
 def update_role(
-    role_id: int, body: RoleUpdate, session: SessionDep, _: User = Depends(require("system:role:edit"))
+    role_id: IdPath, body: RoleUpdate, session: SessionDep, _: User = Depends(require("system:role:edit"))
 ) -> object:
     return roles.update_role(
         session, role_id=role_id, description=body.description, permissions=body.permissions, limits=body.limits
@@ -83,7 +100,7 @@ def update_role(
 
 
 @router.delete("/role/{role_id}", status_code=204)
-def delete_role(role_id: int, session: SessionDep, _: User = Depends(require("system:role:edit"))) -> Response:
+def delete_role(role_id: IdPath, session: SessionDep, _: User = Depends(require("system:role:edit"))) -> Response:
     roles.delete_role(session, role_id=role_id)
     return Response(status_code=204)
 
@@ -93,19 +110,19 @@ def list_permissions(_: User = Depends(require("system:role:list"))) -> dict[str
     return PERMISSIONS
 
 
-@router.get("/audit", response_model=list[AuditPublic])
+@router.get("/audit", response_model=Page[AuditPublic])
 def query_audit(
     session: SessionDep,
+    page: PageDep,
     username: str | None = None,
     action: str | None = None,
     result: Literal["success", "failure"] | None = None,
     path_prefix: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
     _: User = Depends(require("system:audit:list")),
 ) -> object:
+    """Newest first; sorts: id, created_at."""
     return audit.query(
         session,
         username=username,
@@ -114,8 +131,7 @@ def query_audit(
         path_prefix=path_prefix,
         since=since,
         until=until,
-        limit=limit,
-        offset=offset,
+        request=page,
     )
 
 

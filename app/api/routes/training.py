@@ -5,13 +5,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
-from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage
+from app.api.deps import IdPath, PageDep, PrincipalDep, SessionDep, SettingsDep, StoreDep, require
+from app.api.schemas import CodePublic, JobCreate, JobPublic, JobTransitionPublic, MetricsPage, Page
 from app.contracts.status import JobStatus
+from app.contracts.templates import CUSTOM_TEMPLATE
 from app.core.config import Settings
-from app.core.errors import AipError, invalid
-from app.db.models import TrainingJob, User
+from app.core.errors import AipError, forbidden, invalid
+from app.core.permissions import CODE_RUN
+from app.db.models import MAX_ID, TrainingJob, User
 from app.db.session import session_scope
 from app.services.data import datasets
 from app.services.models import registry
@@ -35,13 +38,24 @@ def _public(session: SessionDep, job: TrainingJob, *, detail: bool = True) -> Jo
     return public
 
 
+def _check_code_run(principal: PrincipalDep, template: str) -> None:
+    """Custom code runs on the cluster's workers: it needs its own permission beside training:job:create."""
+    if template == CUSTOM_TEMPLATE and not principal.allows(CODE_RUN):
+        raise forbidden(
+            f"Running custom code needs the permission {CODE_RUN!r} (admins hold it; an admin may grant it to a "
+            "role): use a built-in template instead, or ask an admin."
+        )
+
+
 @router.post("", response_model=JobPublic, status_code=202)
 def create_job(
     body: JobCreate,
     settings: SettingsDep,
     store: StoreDep,
+    principal: PrincipalDep,
     user: User = Depends(require("training:job:create")),
 ) -> JobPublic:
+    _check_code_run(principal, body.template)
     with session_scope(settings.database_url) as session:
         version_id = resolve_version_id(session, user, body.dataset_id, body.dataset_version_id)
         dataset_name = datasets.get_version(session, user=user, version_id=version_id).dataset.name
@@ -61,10 +75,10 @@ def create_job(
 
 
 def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, dataset_version_id: int | None) -> int:
-    if (dataset_id is None) == (dataset_version_id is None):
-        raise invalid("Give exactly one of dataset_id (newest version) or dataset_version_id.")
-    if dataset_version_id is not None:
+    if dataset_version_id is not None and dataset_id is None:
         return dataset_version_id
+    if dataset_id is None or dataset_version_id is not None:
+        raise invalid("Give exactly one of dataset_id (newest version) or dataset_version_id.")
     dataset = datasets.get_dataset(session, user=user, dataset_id=dataset_id)
     if not dataset.versions:
         raise invalid(f"Dataset {dataset.id} has no version yet: upload a file first.")
@@ -73,48 +87,68 @@ def resolve_version_id(session: SessionDep, user: User, dataset_id: int | None, 
 
 @code_router.post("", response_model=CodePublic, status_code=201)
 async def upload_code(
-    file: UploadFile, store: StoreDep, _user: User = Depends(require("training:job:create"))
+    file: UploadFile, settings: SettingsDep, store: StoreDep, _user: User = Depends(require(CODE_RUN))
 ) -> CodePublic:
     """Uploads training code (.py, or .zip with train.py) defining `train_loop_per_worker(config)`."""
-    data = await file.read(custom_code.MAX_BYTES + 1)
-    stored = custom_code.store_code(store, file_name=file.filename or "", data=data)
+    data = await file.read(settings.code_max_upload_bytes + 1)
+    # Inspecting, parsing and hashing take a while: in a thread, so the event loop keeps answering others.
+    stored = await run_in_threadpool(custom_code.store_code, settings, store, file_name=file.filename or "", data=data)
     return CodePublic(code_hash=stored.code_hash, file_name=stored.file_name, size_bytes=stored.size_bytes)
 
 
-@router.get("", response_model=list[JobPublic])
+@router.get("", response_model=Page[JobPublic])
 def list_jobs(
     session: SessionDep,
+    page: PageDep,
     status: JobStatus | None = None,
+    name: str | None = Query(default=None, max_length=128, description="Jobs whose name contains this."),
+    dataset_version_id: int | None = Query(default=None, ge=1, le=MAX_ID),
     user: User = Depends(require("training:job:list")),
-) -> list[JobPublic]:
-    return [_public(session, job, detail=False) for job in jobs.list_jobs(session, user=user, status=status)]
+) -> Page[JobPublic]:
+    """Newest first; sorts: id, name, created_at, status, priority. Without metrics and transitions (see a job)."""
+    found = jobs.list_jobs(
+        session, user=user, request=page, status=status, name=name, dataset_version_id=dataset_version_id
+    )
+    versions = registry.version_ids_for_jobs(session, [job.id for job in found.items])
+    items = []
+    for job in found.items:
+        public = JobPublic.model_validate(job)
+        public.model_version_id = versions.get(job.id)
+        items.append(public)
+    return Page[JobPublic](items=items, total=found.total, limit=found.limit, offset=found.offset)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
+def get_job(job_id: IdPath, session: SessionDep, user: User = Depends(require("training:job:query"))) -> JobPublic:
     return _public(session, jobs.get_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/start", response_model=JobPublic)
-def start_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:create"))) -> JobPublic:
+def start_job(
+    job_id: IdPath, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:create"))
+) -> JobPublic:
+    _check_code_run(principal, jobs.get_job(session, user=user, job_id=job_id).template)
     return _public(session, jobs.start_job(session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/stop", response_model=JobPublic)
 def stop_job(
-    job_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
+    job_id: IdPath, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:job:stop"))
 ) -> JobPublic:
     return _public(session, jobs.stop_job(settings, session, user=user, job_id=job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
-def retry_job(job_id: int, session: SessionDep, user: User = Depends(require("training:job:retry"))) -> JobPublic:
+def retry_job(
+    job_id: IdPath, session: SessionDep, principal: PrincipalDep, user: User = Depends(require("training:job:retry"))
+) -> JobPublic:
+    _check_code_run(principal, jobs.get_job(session, user=user, job_id=job_id).template)
     return _public(session, jobs.retry_job(session, user=user, job_id=job_id))
 
 
 @router.delete("/{job_id}", status_code=204)
 def delete_job(
-    job_id: int, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
+    job_id: IdPath, settings: SettingsDep, store: StoreDep, user: User = Depends(require("training:job:remove"))
 ) -> Response:
     jobs.delete_job(settings, store, user=user, job_id=job_id)
     return Response(status_code=204)
@@ -139,7 +173,7 @@ def history_query(
 
 @router.get("/{job_id}/metrics", response_model=MetricsPage)
 def get_metrics(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
@@ -151,7 +185,7 @@ def get_metrics(
 
 @router.get("/{job_id}/steps", response_model=MetricsPage)
 def get_training_steps(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     query: dict[str, Any] = Depends(history_query),
     user: User = Depends(require("training:job:query")),
@@ -164,7 +198,7 @@ def get_training_steps(
 
 @router.get("/{job_id}/usage")
 def get_usage(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     since: dt.datetime | None = Query(default=None, description="Samples taken at or after (UTC)."),
     limit: int = Query(default=1000, ge=1, le=100_000, description="The latest samples, at most this many."),
@@ -184,7 +218,7 @@ def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
 def get_logs(
-    job_id: int,
+    job_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
@@ -195,7 +229,7 @@ def get_logs(
 
 @router.get("/{job_id}/logs/stream")
 def stream_logs(
-    job_id: int,
+    job_id: IdPath,
     settings: SettingsDep,
     store: StoreDep,
     session: SessionDep,

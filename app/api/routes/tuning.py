@@ -1,9 +1,10 @@
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import IdPath, PageDep, SessionDep, SettingsDep, StoreDep, require
 from app.api.routes.training import resolve_version_id
-from app.api.schemas import TrialPublic, TuneCreate, TuneRunPublic
+from app.api.schemas import Page, TrialPublic, TuneCreate, TuneRunPublic
+from app.contracts.status import JobStatus
 from app.db.models import TuningRun, User
 from app.db.session import session_scope
 from app.services.data import datasets
@@ -39,26 +40,32 @@ def create_run(
         return _public(session, tuning.get_run(session, user=user, run_id=run_id))
 
 
-@router.get("", response_model=list[TuneRunPublic])
-def list_runs(session: SessionDep, user: User = Depends(require("training:tune:list"))) -> list[TuneRunPublic]:
-    return [_public(session, row, detail=False) for row in tuning.list_runs(session, user=user)]
+@router.get("", response_model=Page[TuneRunPublic])
+def list_runs(
+    session: SessionDep,
+    page: PageDep,
+    status: JobStatus | None = None,
+    user: User = Depends(require("training:tune:list")),
+) -> object:
+    """Newest first; sorts: id, name, created_at, status. Without trials (see a run)."""
+    return tuning.list_runs(session, user=user, request=page, status=status)
 
 
 @router.get("/{run_id}", response_model=TuneRunPublic)
-def get_run(run_id: int, session: SessionDep, user: User = Depends(require("training:tune:query"))) -> TuneRunPublic:
+def get_run(run_id: IdPath, session: SessionDep, user: User = Depends(require("training:tune:query"))) -> TuneRunPublic:
     return _public(session, tuning.get_run(session, user=user, run_id=run_id))
 
 
 @router.post("/{run_id}/stop", response_model=TuneRunPublic)
 def stop_run(
-    run_id: int, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:tune:stop"))
+    run_id: IdPath, session: SessionDep, settings: SettingsDep, user: User = Depends(require("training:tune:stop"))
 ) -> TuneRunPublic:
     return _public(session, tuning.stop_run(settings, session, user=user, run_id=run_id))
 
 
 @router.get("/{run_id}/logs", response_class=PlainTextResponse)
 def get_logs(
-    run_id: int,
+    run_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,

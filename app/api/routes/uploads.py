@@ -8,11 +8,10 @@ reports the part with `POST .../chunk/{index}/done`.
 from fastapi import APIRouter, Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, require
+from app.api.deps import IdPath, IndexPath, SessionDep, SettingsDep, StoreDep, require
 from app.api.schemas import DatasetVersionDetail
 from app.api.schemas_upload import PartReport, PartUrlCreate, PartUrlPublic, UploadCreate, UploadPublic
 from app.contracts.status import UploadStatus
-from app.core.errors import invalid
 from app.db.models import User
 from app.db.session import session_scope
 from app.services.data import datasets, upload_complete, upload_parts, uploads
@@ -31,7 +30,7 @@ def _public(session: SessionDep, user: User, dataset_id: int, upload_id: str) ->
 
 @router.post("", response_model=UploadPublic, status_code=201)
 def create_upload(
-    dataset_id: int,
+    dataset_id: IdPath,
     body: UploadCreate,
     settings: SettingsDep,
     store: StoreDep,
@@ -56,16 +55,16 @@ def create_upload(
 
 @router.get("/{upload_id}", response_model=UploadPublic)
 def get_upload(
-    dataset_id: int, upload_id: str, session: SessionDep, user: User = Depends(require("dataset:upload"))
+    dataset_id: IdPath, upload_id: str, session: SessionDep, user: User = Depends(require("dataset:upload"))
 ) -> UploadPublic:
     return _public(session, user, dataset_id, upload_id)
 
 
 @router.put("/{upload_id}/chunk/{index}", status_code=204)
 async def put_chunk(
-    dataset_id: int,
+    dataset_id: IdPath,
     upload_id: str,
-    index: int,
+    index: IndexPath,
     request: Request,
     settings: SettingsDep,
     store: StoreDep,
@@ -73,7 +72,7 @@ async def put_chunk(
     user: User = Depends(require("dataset:upload")),
 ) -> Response:
     request.state.audit = False  # the session's create and complete are audited, not each of its chunks
-    data = await _read_body(request, settings.upload_max_chunk_bytes)
+    data = await request.body()  # at most AIP_UPLOAD_MAX_CHUNK_BYTES: the body limit refuses more while reading
     await run_in_threadpool(
         lambda: upload_parts.put_chunk(
             settings,
@@ -91,9 +90,9 @@ async def put_chunk(
 
 @router.post("/{upload_id}/chunk/{index}/url", response_model=PartUrlPublic)
 def part_url(
-    dataset_id: int,
+    dataset_id: IdPath,
     upload_id: str,
-    index: int,
+    index: IndexPath,
     body: PartUrlCreate,
     request: Request,
     session: SessionDep,
@@ -111,9 +110,9 @@ def part_url(
 
 @router.post("/{upload_id}/chunk/{index}/done", status_code=204)
 def report_part(
-    dataset_id: int,
+    dataset_id: IdPath,
     upload_id: str,
-    index: int,
+    index: IndexPath,
     body: PartReport,
     request: Request,
     settings: SettingsDep,
@@ -136,37 +135,25 @@ def report_part(
     return Response(status_code=204)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    # Read with a cap, so a client cannot make the API hold more than one chunk's worth of memory.
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise invalid(f"The chunk has {declared} bytes; chunks may have at most {limit} (AIP_UPLOAD_MAX_CHUNK_BYTES).")
-    body = bytearray()
-    async for block in request.stream():
-        body += block
-        if len(body) > limit:
-            raise invalid(f"The chunk has more than {limit} bytes (AIP_UPLOAD_MAX_CHUNK_BYTES).")
-    return bytes(body)
-
-
 @router.post("/{upload_id}/complete", response_model=DatasetVersionDetail, status_code=201)
 async def complete_upload(
-    dataset_id: int,
+    dataset_id: IdPath,
     upload_id: str,
     settings: SettingsDep,
     store: StoreDep,
     user: User = Depends(require("dataset:upload")),
 ) -> DatasetVersionDetail:
-    version_id = await run_in_threadpool(
-        lambda: upload_complete.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
-    )
-    with session_scope(settings.database_url) as session:
-        return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+    def complete() -> DatasetVersionDetail:  # reads, verifies and records the file: blocking, so in a thread
+        version_id = upload_complete.complete(settings, store, user=user, dataset_id=dataset_id, upload_id=upload_id)
+        with session_scope(settings.database_url) as session:
+            return DatasetVersionDetail.model_validate(datasets.get_version(session, user=user, version_id=version_id))
+
+    return await run_in_threadpool(complete)
 
 
 @router.delete("/{upload_id}", status_code=204)
 def abort_upload(
-    dataset_id: int,
+    dataset_id: IdPath,
     upload_id: str,
     settings: SettingsDep,
     store: StoreDep,

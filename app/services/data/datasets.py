@@ -19,12 +19,26 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
 
 from app.core.config import Settings
 from app.core.errors import conflict, forbidden, invalid, not_found
-from app.db.models import Dataset, DatasetVersion, ModelVersion, TrainingJob, UploadSession, User
+from app.db.models import (
+    Dataset,
+    DatasetVersion,
+    ModelVersion,
+    PipelineRun,
+    QualityReport,
+    TrainingJob,
+    UploadSession,
+    User,
+)
+from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import PIPELINE_RUN, QUALITY_REPORT
+from app.services import archives
 from app.services.data import blobs, formats, upload_storage
 from app.services.identity.access import can_read, can_write, readable
 from app.services.system import sysconfig
@@ -38,8 +52,22 @@ def create_dataset(session: Session, *, owner: User, name: str, description: str
     return dataset
 
 
-def list_datasets(session: Session, *, user: User) -> list[Dataset]:
-    return list(session.scalars(select(Dataset).where(readable(user, Dataset)).order_by(Dataset.id)))
+def list_datasets(
+    session: Session, *, user: User, request: PageRequest = PageRequest(), name: str | None = None
+) -> PageOf[Dataset]:
+    """The datasets the user may read, with their versions; `name`: whose name contains it."""
+    query = select(Dataset).where(readable(user, Dataset)).options(selectinload(Dataset.versions))
+    if name:
+        query = query.where(Dataset.name.contains(name, autoescape=True))
+    sortable = {"id": Dataset.id, "name": Dataset.name, "created_at": Dataset.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=Dataset.id)
+
+
+def list_versions(session: Session, *, user: User, dataset_id: int, request: PageRequest) -> PageOf[DatasetVersion]:
+    get_dataset(session, user=user, dataset_id=dataset_id)
+    query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id)
+    sortable = {"id": DatasetVersion.id, "version": DatasetVersion.version, "created_at": DatasetVersion.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="version", tiebreak=DatasetVersion.id)
 
 
 def get_dataset(session: Session, *, user: User, dataset_id: int) -> Dataset:
@@ -72,7 +100,8 @@ def rows_of_version_or_dataset(
     version_id: int | None,
     dataset_id: int | None,
     status: str | None,
-) -> list[Any]:
+    request: PageRequest = PageRequest(),
+) -> PageOf[Any]:
     """Rows (quality reports, pipeline runs) of one version, or of any version of one dataset, newest first; 404
     when the user cannot see that version or dataset."""
     query = select(row_type)
@@ -88,7 +117,8 @@ def rows_of_version_or_dataset(
         raise ValueError("needs version_id or dataset_id")
     if status:
         query = query.where(row_type.status == status)
-    return list(session.scalars(query.order_by(row_type.id.desc())))
+    sortable = {"id": row_type.id, "created_at": row_type.created_at, "status": row_type.status}
+    return page(session, query, request, sortable=sortable, default_sort="-id", tiebreak=row_type.id)
 
 
 def used_bytes(session: Session, *, user: User) -> int:
@@ -178,7 +208,7 @@ def record_version(
     `stored_key` removed). On failure the caller removes `stored_key`.
     On any failure nothing else is left behind: no row, and no blob that no row references.
     """
-    num_rows, columns, profile = inspected or formats.inspect(path, fmt)
+    num_rows, columns, profile = inspected or formats.inspect(path, fmt, archives.image_limits(settings))
     size = path.stat().st_size
     with session_scope(settings.database_url) as session:
         key = blobs.stored_content(session, sha256=sha256, size=size) or stored_key
@@ -190,31 +220,33 @@ def record_version(
                 store.put_file(key, f, size)
             wrote = True
     try:
-        with session_scope(settings.database_url) as session:
-            number = (
-                session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset_id))
-                or 0
-            ) + 1
-            version = DatasetVersion(
-                dataset_id=dataset_id,
-                version=number,
-                file_name=file_name,
-                format=fmt,
-                storage_key=key,
-                size_bytes=size,
-                sha256=sha256,
-                num_rows=num_rows,
-                columns=columns,
-                parent_id=parent_id,
-                pipeline=pipeline,
-                state_key=state_key,
-                profile=profile,
-            )
-            session.add(version)
-            session.flush()
-            if on_commit is not None:
-                on_commit(session, version)
-            version_id = version.id
+        for attempt in range(_NUMBER_ATTEMPTS):
+            try:
+                version_id = _add_version_row(
+                    settings,
+                    dataset_id=dataset_id,
+                    file_name=file_name,
+                    format=fmt,
+                    key=key,
+                    size=size,
+                    sha256=sha256,
+                    num_rows=num_rows,
+                    columns=columns,
+                    parent_id=parent_id,
+                    pipeline=pipeline,
+                    state_key=state_key,
+                    profile=profile,
+                    on_commit=on_commit,
+                )
+                break
+            except _NumberTaken as e:
+                # Two uploads to one dataset at once read the same highest number: the later insert loses the
+                # unique (dataset, version) race. Take the next number rather than answer 409.
+                if attempt == _NUMBER_ATTEMPTS - 1:
+                    raise conflict(
+                        f"Dataset {dataset_id} changed while adding the version (deleted, or many uploads at once): "
+                        "retry."
+                    ) from e
     except BaseException:
         if wrote:
             with session_scope(settings.database_url) as session:
@@ -229,6 +261,29 @@ def record_version(
         with path.open("rb") as f:
             store.put_file(key, f, size)
     return version_id
+
+
+_NUMBER_ATTEMPTS = 5
+
+
+class _NumberTaken(Exception):
+    """Another version took the number between reading the highest one and inserting."""
+
+
+def _add_version_row(settings: Settings, *, dataset_id: int, key: str, size: int, on_commit: Any, **fields: Any) -> int:
+    with session_scope(settings.database_url) as session:
+        number = (
+            session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset_id)) or 0
+        ) + 1
+        version = DatasetVersion(dataset_id=dataset_id, version=number, storage_key=key, size_bytes=size, **fields)
+        session.add(version)
+        try:
+            session.flush()
+        except IntegrityError as e:
+            raise _NumberTaken(number) from e
+        if on_commit is not None:
+            on_commit(session, version)
+        return version.id
 
 
 def find_readable_content(session: Session, *, user: User, sha256: str, size: int) -> DatasetVersion | None:
@@ -247,9 +302,23 @@ def delete_version(settings: Settings, store: ObjectStore, *, user: User, versio
         version = get_version(session, user=user, version_id=version_id)
         writable_dataset(session, user=user, dataset_id=version.dataset_id)
         _check_unused(session, [version.id])
+        logs = _forget_runs(session, [version.id])
         keys = [version.storage_key, *([version.state_key] if version.state_key else [])]
         session.delete(version)
     blobs.remove_unreferenced(settings, store, keys)
+    for key in logs:
+        store.delete(key)
+
+
+def _forget_runs(session: Session, version_ids: list[int]) -> list[str]:
+    """Forgets the history of the quality reports and pipeline runs that go with the versions (by foreign-key
+    cascade); returns the keys of their kept logs, to delete once the rows are gone."""
+    logs = []
+    for kind, column in ((QUALITY_REPORT, QualityReport.version_id), (PIPELINE_RUN, PipelineRun.input_version_id)):
+        rows = session.execute(select(kind.model.id, kind.model.logs_key).where(column.in_(version_ids))).all()
+        lifecycle.forget(session, kind, [run_id for run_id, _ in rows])
+        logs += [key for _, key in rows if key]
+    return logs
 
 
 def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, dataset_id: int) -> None:
@@ -257,6 +326,7 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
     with session_scope(settings.database_url) as session:
         dataset = writable_dataset(session, user=user, dataset_id=dataset_id)
         _check_unused(session, [v.id for v in dataset.versions])
+        logs = _forget_runs(session, [v.id for v in dataset.versions])
         keys = [k for v in dataset.versions for k in (v.storage_key, v.state_key) if k]
         open_uploads = session.execute(
             select(UploadSession.id, UploadSession.multipart_id, UploadSession.sha256).where(
@@ -267,6 +337,8 @@ def delete_dataset(settings: Settings, store: ObjectStore, *, user: User, datase
     for upload_id, multipart_id, sha256 in open_uploads:
         upload_storage.discard_stored(settings, store, upload_id, multipart_id, sha256)
     blobs.remove_unreferenced(settings, store, keys)
+    for key in logs:
+        store.delete(key)
 
 
 def _check_unused(session: Session, version_ids: list[int]) -> None:

@@ -11,7 +11,6 @@ import io
 import json
 import queue
 import threading
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -24,7 +23,10 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from app.contracts.formats import IMAGES, TABULAR
+from app.core.config import get_settings
 from app.core.errors import invalid
+from app.services import archives
+from app.services.data import text_encoding
 
 EXTENSIONS = {
     "csv": "csv",
@@ -65,12 +67,15 @@ def detect(file_name: str) -> str:
     return EXTENSIONS[ext]
 
 
-def inspect(path: Path, fmt: str) -> Inspected:
-    """Rows, columns (name and type) and, for image sets, the profile; raises a 422 naming what is wrong."""
+def inspect(path: Path, fmt: str, limits: archives.ZipLimits | None = None) -> Inspected:
+    """Rows, columns (name and type) and, for image sets, the profile; raises a 4xx naming what is wrong.
+    `limits`: an image zip's caps (default: from the settings)."""
     if path.stat().st_size == 0:
         raise invalid("The file is empty.")
     if fmt == IMAGES:
-        return _inspect_zip(path)
+        return _inspect_zip(path, limits or archives.image_limits(get_settings()))
+    if fmt in text_encoding.TEXT_FORMATS:
+        text_encoding.check_file(path)
     if fmt == "parquet":
         try:
             parquet = pq.ParquetFile(path)
@@ -197,14 +202,17 @@ class StreamCheck:
         self._counted: tuple[int, pa.Schema] | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        if fmt in ("csv", "jsonl"):
+        self._utf8 = text_encoding.Utf8Check()
+        if fmt in text_encoding.TEXT_FORMATS:
             self._thread = threading.Thread(target=self._run, name="aip-format-check", daemon=True)
             self._thread.start()
 
     def feed(self, data: bytes) -> None:
         """The next bytes of the file; blocks while the parser is a few blocks behind."""
-        if data:
-            self._put(data)
+        if data and self._thread is not None:
+            self._utf8.feed(data)
+            if self._utf8.bad_offset is None:  # past a bad byte the file is refused anyway: no need to parse on
+                self._put(data)
 
     def _put(self, block: bytes) -> None:
         while self._thread is not None and not self._done.is_set():  # a parser that stopped takes no more
@@ -221,6 +229,7 @@ class StreamCheck:
         self.close()
         if path.stat().st_size == 0:
             raise invalid("The file is empty.")
+        self._utf8.finish(path)
         if self._error is not None:
             raise self._error
         rows, schema = self._counted or _frame_count(path, self.fmt)
@@ -323,12 +332,9 @@ def image_entries(names: list[str]) -> list[tuple[str, str]]:
     return entries
 
 
-def _inspect_zip(path: Path) -> tuple[int, list[dict[str, str]], dict[str, Any]]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = image_entries(archive.namelist())
-    except zipfile.BadZipFile as e:
-        raise invalid(f"The file is not a readable zip: {e}.") from e
+def _inspect_zip(path: Path, limits: archives.ZipLimits) -> tuple[int, list[dict[str, str]], dict[str, Any]]:
+    with path.open("rb") as f, archives.open_checked(f, limits) as archive:
+        entries = image_entries(archive.namelist())
     if not entries:
         raise invalid("The zip holds no images; put them in one folder per class, e.g. 'cat/1.png'.")
     classes: dict[str, int] = {}

@@ -13,27 +13,23 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.cluster import jobs as ray_jobs
 from app.contracts import formats as dataset_formats
-from app.contracts.status import RAY_JOB_ENDED, JobStatus
+from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.core.errors import AipError, invalid, not_found
-from app.db.models import Dataset, DatasetVersion, PipelineRun, User, utcnow
+from app.core.errors import hide_not_found, invalid, not_found
+from app.db.models import Dataset, DatasetVersion, PipelineRun, User
+from app.db.paging import PageOf, PageRequest
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import PIPELINE_RUN
 from app.services.data import blobs, datasets
 from app.services.data.pipeline_ops import OPS
 from app.services.data.pipeline_transform import fit_transform
 from app.storage import ObjectStore
 
-JOB_MODULE = "train_jobs.preprocess"
 FEATURE_KEYS = ("target", "numeric", "categorical")
-
-
-def submission_id(run_id: int) -> str:
-    return f"aip-pipeline-{run_id}"
 
 
 def set_feature_config(session: Session, *, user: User, dataset_id: int, config: dict[str, Any]) -> Dataset:
@@ -91,17 +87,9 @@ def start_run(settings: Settings, *, user: User, version_id: int, steps: list[di
         if version.format not in dataset_formats.TABULAR:
             raise invalid(f"Version {version_id} is a {version.format} set; pipelines take tabular data.")
         run = PipelineRun(input_version_id=version.id, owner_id=user.id, steps=steps, status=JobStatus.QUEUED)
-        session.add(run)
-        session.flush()
+        lifecycle.created(session, PIPELINE_RUN, run, f"Requested by {user.username}.")
         run_id = run.id
-    try:
-        ray_jobs.submit(settings, submission_id=submission_id(run_id), module=JOB_MODULE, args=[str(run_id)])
-    except AipError:
-        with session_scope(settings.database_url) as session:
-            session.execute(delete(PipelineRun).where(PipelineRun.id == run_id))
-        raise
-    with session_scope(settings.database_url) as session:
-        session.get_one(PipelineRun, run_id).ray_job_id = submission_id(run_id)
+    lifecycle.submit_new(settings, PIPELINE_RUN, run_id, [str(run_id)])
     return run_id
 
 
@@ -109,7 +97,8 @@ def get_run(session: Session, *, user: User, run_id: int) -> PipelineRun:
     run = session.get(PipelineRun, run_id)
     if run is None:
         raise not_found("Pipeline run", run_id)
-    datasets.get_version(session, user=user, version_id=run.input_version_id)
+    with hide_not_found("Pipeline run", run_id):  # readable input: readable run; its id is not told
+        datasets.get_version(session, user=user, version_id=run.input_version_id)
     return run
 
 
@@ -120,7 +109,8 @@ def list_runs(
     version_id: int | None = None,
     dataset_id: int | None = None,
     status: str | None = None,
-) -> list[PipelineRun]:
+    request: PageRequest = PageRequest(),
+) -> PageOf[PipelineRun]:
     """Runs on one version, or on any version of one dataset (newest first); 404 if the user cannot see it."""
     return datasets.rows_of_version_or_dataset(
         session,
@@ -130,6 +120,7 @@ def list_runs(
         version_id=version_id,
         dataset_id=dataset_id,
         status=status,
+        request=request,
     )
 
 
@@ -178,7 +169,8 @@ def record_output(settings: Settings, store: ObjectStore, *, run_id: int, state:
 
         def close(session: Session, version: DatasetVersion) -> None:
             done = session.get_one(PipelineRun, run_id)
-            done.output_version_id, done.status, done.finished_at = version.id, JobStatus.SUCCEEDED, utcnow()
+            if lifecycle.succeed(session, PIPELINE_RUN, done):
+                done.output_version_id = version.id
 
         return datasets.record_version(
             settings,
@@ -204,33 +196,6 @@ def _sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def mark_running(session: Session, run_id: int) -> PipelineRun:
-    run = session.get_one(PipelineRun, run_id)
-    run.status = JobStatus.RUNNING
-    return run
-
-
-def fail(session: Session, run_id: int, message: str) -> None:
-    run = session.get_one(PipelineRun, run_id)
-    run.status, run.message, run.finished_at = JobStatus.FAILED, message[:2000], utcnow()
-
-
-def reconcile(settings: Settings) -> None:
-    """Fails runs whose Ray job ended without finishing them, or that Ray no longer knows."""
-    with session_scope(settings.database_url) as session:
-        runs = session.scalars(
-            select(PipelineRun).where(PipelineRun.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        ).all()
-        for run in runs:
-            if not run.ray_job_id:
-                continue
-            state = ray_jobs.state(settings, run.ray_job_id)
-            if state is None or state.status in RAY_JOB_ENDED:
-                session.refresh(run)
-                if run.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                    fail(session, run.id, (state.message if state else "") or "The run's Ray job ended early.")
 
 
 def serving_signature(

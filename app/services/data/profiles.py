@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, String, cast, or_, select
 
 from app.contracts import formats as dataset_formats
+from app.contracts.formats import shown_value
 from app.core.config import Settings
 from app.core.errors import invalid, not_found
 from app.db.models import DatasetVersion, User
@@ -59,11 +60,24 @@ def get_profile(settings: Settings, store: ObjectStore, *, user: User, version_i
     with session_scope(settings.database_url) as session:
         version = datasets.get_version(session, user=user, version_id=version_id)
         if version.profile is not None:
-            return version.profile
+            return _clipped(version.profile)
     profile = ensure_profile(settings, store, version_id=version_id)
     if profile is None:  # deleted meanwhile
         raise not_found("Dataset version", version_id)
     return profile
+
+
+def _clipped(profile: dict[str, Any]) -> dict[str, Any]:
+    # Profiles stored before values were clipped may hold a whole huge cell (a copy: the row's JSON stays as is).
+    if "column_profiles" not in profile:
+        return profile
+    columns = [
+        {**c, "top_values": [{**t, "value": shown_value(str(t["value"]))} for t in c["top_values"]]}
+        if "top_values" in c
+        else c
+        for c in profile["column_profiles"]
+    ]
+    return {**profile, "column_profiles": columns}
 
 
 # --- computed once per version, in the background or on the first read ---
@@ -316,7 +330,7 @@ class _ColumnStats:
             if self.values is not None:
                 order = pc.array_sort_indices(self.counts, order="descending")[:TOP_VALUES]  # stable: first seen first
                 top = zip(self.values.take(order).to_pylist(), self.counts.take(order).to_pylist(), strict=True)
-                out["top_values"] = [{"value": str(value), "count": count} for value, count in top]
+                out["top_values"] = [{"value": shown_value(str(value)), "count": count} for value, count in top]
         if self.approximate:
             out["approximate"] = True
         if self.numeric and self.count:

@@ -5,24 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.cluster import jobs as ray_jobs
 from app.contracts import formats as dataset_formats
-from app.contracts.status import RAY_JOB_ENDED, JobStatus
+from app.contracts.status import JobStatus
 from app.core.config import Settings
-from app.core.errors import AipError, invalid, not_found
-from app.db.models import DatasetVersion, QualityReport, User, utcnow
+from app.core.errors import hide_not_found, invalid, not_found
+from app.db.models import DatasetVersion, QualityReport, User
+from app.db.paging import PageOf, PageRequest
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import QUALITY_REPORT
 from app.services.data import datasets
 from app.services.data.quality_checks import QualityConfig, problems
-
-JOB_MODULE = "train_jobs.data_quality"
-
-
-def submission_id(report_id: int) -> str:
-    return f"aip-quality-{report_id}"
 
 
 def start_check(settings: Settings, *, user: User, version_id: int, config: dict[str, Any]) -> int:
@@ -36,17 +32,9 @@ def start_check(settings: Settings, *, user: User, version_id: int, config: dict
         if found:
             raise invalid("The quality request is wrong: " + "; ".join(found) + ".")
         report = QualityReport(version_id=version.id, owner_id=user.id, config=config, status=JobStatus.QUEUED)
-        session.add(report)
-        session.flush()
+        lifecycle.created(session, QUALITY_REPORT, report, f"Requested by {user.username}.")
         report_id = report.id
-    try:
-        ray_jobs.submit(settings, submission_id=submission_id(report_id), module=JOB_MODULE, args=[str(report_id)])
-    except AipError:
-        with session_scope(settings.database_url) as session:
-            session.execute(delete(QualityReport).where(QualityReport.id == report_id))
-        raise
-    with session_scope(settings.database_url) as session:
-        session.get_one(QualityReport, report_id).ray_job_id = submission_id(report_id)
+    lifecycle.submit_new(settings, QUALITY_REPORT, report_id, [str(report_id)])
     return report_id
 
 
@@ -54,7 +42,8 @@ def get_report(session: Session, *, user: User, report_id: int) -> QualityReport
     report = session.get(QualityReport, report_id)
     if report is None:
         raise not_found("Quality report", report_id)
-    datasets.get_version(session, user=user, version_id=report.version_id)  # readable version: readable report
+    with hide_not_found("Quality report", report_id):  # readable version: readable report; its id is not told
+        datasets.get_version(session, user=user, version_id=report.version_id)
     return report
 
 
@@ -65,7 +54,8 @@ def list_reports(
     version_id: int | None = None,
     dataset_id: int | None = None,
     status: str | None = None,
-) -> list[QualityReport]:
+    request: PageRequest = PageRequest(),
+) -> PageOf[QualityReport]:
     """Reports of one version, or of every version of one dataset (newest first); 404 if the user cannot see it."""
     return datasets.rows_of_version_or_dataset(
         session,
@@ -75,6 +65,7 @@ def list_reports(
         version_id=version_id,
         dataset_id=dataset_id,
         status=status,
+        request=request,
     )
 
 
@@ -104,33 +95,7 @@ def check_training_allowed(session: Session, version: DatasetVersion, min_score:
         )
 
 
-def mark_running(session: Session, report_id: int) -> QualityReport:
-    report = session.get_one(QualityReport, report_id)
-    report.status = JobStatus.RUNNING
-    return report
-
-
-def finish(session: Session, report_id: int, *, result: dict[str, Any] | None, message: str = "") -> None:
-    report = session.get_one(QualityReport, report_id)
-    report.status = JobStatus.SUCCEEDED if result is not None else JobStatus.FAILED
+def record_result(report: QualityReport, result: dict[str, Any]) -> None:
+    """The check's result on its report (recorded with the report's success: train_jobs.driver)."""
     report.result = result
-    report.score = result["score"] if result is not None else None
-    report.message = message[:2000]
-    report.finished_at = utcnow()
-
-
-def reconcile(settings: Settings) -> None:
-    """Fails reports whose Ray job ended without finishing them, or that Ray no longer knows."""
-    with session_scope(settings.database_url) as session:
-        open_reports = session.scalars(
-            select(QualityReport).where(QualityReport.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        ).all()
-        for report in open_reports:
-            if not report.ray_job_id:
-                continue
-            state = ray_jobs.state(settings, report.ray_job_id)
-            if state is None or state.status in RAY_JOB_ENDED:
-                session.refresh(report)
-                if report.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                    reason = state.message if state else "Ray no longer knows this job (the cluster restarted)."
-                    finish(session, report.id, result=None, message=reason or "The check's Ray job ended early.")
+    report.score = result["score"]

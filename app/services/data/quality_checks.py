@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.contracts.formats import shown_value
+
 TYPES = ("int", "float", "bool", "datetime", "str")
 INFER_FRACTION = 0.8  # a text column is typed X when at least this share of its values parse as X
 _BOOLS = {"true", "false", "yes", "no", "t", "f", "y", "n"}
@@ -214,6 +216,8 @@ def _json(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and math.isinf(value):
         return None
-    if isinstance(value, int | float | bool | str):
+    if isinstance(value, str):
+        return shown_value(value)
+    if isinstance(value, int | float | bool):
         return value
-    return str(value)
+    return shown_value(str(value))

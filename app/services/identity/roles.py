@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import conflict, invalid, not_found
 from app.core.permissions import check_known
 from app.db.models import Role, User, user_roles
+from app.db.paging import PageOf, PageRequest, page
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_\-]{1,63}$")
 
@@ -40,8 +41,9 @@ def user_limits(user: User) -> dict[str, float]:
     return limits
 
 
-def list_roles(session: Session) -> list[Role]:
-    return list(session.scalars(select(Role).order_by(Role.name)))
+def list_roles(session: Session, *, request: PageRequest = PageRequest()) -> PageOf[Role]:
+    sortable = {"id": Role.id, "name": Role.name}
+    return page(session, select(Role), request, sortable=sortable, default_sort="name", tiebreak=Role.id)
 
 
 def _permissions(permissions: list[str]) -> list[str]:

@@ -15,6 +15,8 @@ from app.core.errors import AipError, ErrorCode, invalid, not_found
 from app.core.permissions import ALL, check_known
 from app.core.security import create_access_token, decode_access_token, hash_token
 from app.db.models import ApiToken, AuthSession, User, utcnow
+from app.db.paging import PageOf, PageRequest, page
+from app.services.identity import token_usage
 from app.services.system import sysconfig
 
 API_TOKEN_PREFIX = "aip_"
@@ -122,8 +124,10 @@ def create_api_token(
     return row, token
 
 
-def list_api_tokens(session: Session, *, user: User) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+def list_api_tokens(session: Session, *, user: User, request: PageRequest = PageRequest()) -> PageOf[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id)
+    sortable = {"id": ApiToken.id, "name": ApiToken.name, "created_at": ApiToken.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=ApiToken.id)
 
 
 def revoke_api_token(session: Session, *, user: User, token_id: int) -> None:
@@ -139,7 +143,8 @@ def principal_for(session: Session, settings: Settings, token: str) -> Principal
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
         if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= utcnow()):
             raise AipError(ErrorCode.UNAUTHENTICATED, "The API token is invalid, expired or revoked.")
-        row.last_used_at = utcnow()
+        # Noted, not written: the request's transaction stays read-only (see token_usage).
+        token_usage.recorder_for(settings.database_url).note(row.id, row.last_used_at)
         return Principal(user=_active_user(session, row.user_id), scopes=frozenset(row.scopes))
     claims = decode_access_token(token, secret_key=settings.secret_key)
     auth = session.get(AuthSession, claims.session_id)

@@ -1,25 +1,25 @@
-"""Users, built-in roles, password rules, and login with lockout."""
+"""Users, built-in roles, password rules, and password login (throttled per account and address)."""
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import os
 import re
 import secrets
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.core.config import Settings
 from app.core.errors import AipError, ErrorCode, conflict, invalid, not_found
 from app.core.permissions import ALL, BUILTIN_ROLES
 from app.core.security import hash_password, verify_password
 from app.db.models import Role, User, utcnow
-from app.services.identity import tokens
+from app.db.paging import PageOf, PageRequest, page
+from app.services.identity import login_limit, tokens
 from app.services.system import sysconfig
 
-ADMIN_PASSWORD_FILE = "admin_password"
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{1,63}$")
 ADMIN_ROLE = "admin"
 
@@ -54,7 +54,7 @@ def ensure_admin(session: Session, settings: Settings) -> str | None:
 def keep_admin_password(settings: Settings, password: str) -> Path:
     """For a platform started without a terminal (e.g. a RayService), the generated admin password goes to a
     file only its owner can read; delete it after the first login and password change."""
-    path = settings.data_dir / ADMIN_PASSWORD_FILE
+    path = settings.admin_password_file
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -114,8 +114,21 @@ def find_user(session: Session, username: str) -> User:
     return user
 
 
-def list_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.id)))
+def list_users(
+    session: Session,
+    *,
+    request: PageRequest = PageRequest(),
+    username: str | None = None,
+    is_active: bool | None = None,
+) -> PageOf[User]:
+    """Users, with their roles; `username`: whose name contains it."""
+    query = select(User).options(selectinload(User.roles))
+    if username:
+        query = query.where(User.username.contains(username, autoescape=True))
+    if is_active is not None:
+        query = query.where(User.is_active == is_active)
+    sortable = {"id": User.id, "username": User.username, "created_at": User.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=User.id)
 
 
 def update_user(
@@ -138,8 +151,7 @@ def update_user(
             raise conflict("You cannot disable your own account.")
         user.is_active = is_active
     if unlock:
-        user.failed_logins = 0
-        user.locked_until = None
+        login_limit.unlock(session, user=user)
     session.flush()
     return user
 
@@ -149,8 +161,7 @@ def set_password(session: Session, settings: Settings, *, user: User, password: 
     check_password(session, settings, password, username=user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
-    user.failed_logins = 0
-    user.locked_until = None
+    login_limit.unlock(session, user=user)  # a new password ends the waits too
     tokens.revoke_sessions(session, user_id=user.id)
 
 
@@ -167,24 +178,37 @@ def change_own_password(session: Session, settings: Settings, *, user: User, cur
     set_password(session, settings, user=user, password=new)
 
 
-def authenticate(session: Session, settings: Settings, *, username: str, password: str) -> User:
-    """Checks a password login; locks the account after too many failures in a row."""
+# One answer for an unknown user, a wrong password and a login that must wait, so the answer tells an outsider
+# neither which usernames exist nor that an account is being attacked.
+LOGIN_FAILED = (
+    "Wrong username or password. After repeated failures, logins of this account from this address wait up to "
+    "auth.lockout_minutes; an admin can unlock the account."
+)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so an unknown user takes as long to refuse as a wrong
+    password."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def authenticate(session: Session, settings: Settings, *, username: str, password: str, client_ip: str) -> User:
+    """Checks a password login; failures slow down further tries of that username from that address only."""
+    if login_limit.blocked(session, username=username, client_ip=client_ip):
+        raise AipError(ErrorCode.UNAUTHENTICATED, LOGIN_FAILED)
     user = session.scalar(select(User).where(User.username == username))
-    now = utcnow()
-    if user is not None and user.locked_until and user.locked_until > now:
-        minutes = max(1, round((user.locked_until - now).total_seconds() / 60))
-        raise AipError(ErrorCode.FORBIDDEN, f"Account locked after failed logins; try again in {minutes} min.")
-    if user is None or not verify_password(password, user.password_hash):
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= sysconfig.get(session, settings, "auth.max_failed_logins"):
-                minutes = sysconfig.get(session, settings, "auth.lockout_minutes")
-                user.locked_until = now + dt.timedelta(minutes=minutes)
-                user.failed_logins = 0
-            session.commit()  # the failure must count although the request fails
-        raise AipError(ErrorCode.UNAUTHENTICATED, "Wrong username or password.")
-    if not user.is_active:
+    if not verify_password(password, user.password_hash if user else _dummy_hash()) or user is None:
+        login_limit.record_failure(settings, username=username, client_ip=client_ip)
+        raise AipError(ErrorCode.UNAUTHENTICATED, LOGIN_FAILED)
+    if not user.is_active:  # only a caller who knows the password learns this
         raise AipError(ErrorCode.FORBIDDEN, "This account is disabled; ask an admin to enable it.")
-    user.failed_logins = 0
-    user.locked_until = None
+    login_limit.record_success(settings, username=username, client_ip=client_ip)
+    return user
+
+
+def unlock(session: Session, *, user_id: int) -> User:
+    """Ends the waits of a user's logins from every address (an admin's action)."""
+    user = get_user(session, user_id)
+    login_limit.unlock(session, user=user)
     return user

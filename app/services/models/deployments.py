@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,8 +13,9 @@ from app.cluster import serve_control
 from app.contracts import image_cnn
 from app.contracts.status import DeploymentStatus
 from app.core.config import Settings
-from app.core.errors import AipError, ErrorCode, conflict, forbidden, invalid, not_found
+from app.core.errors import AipError, ErrorCode, conflict, forbidden, hide_not_found, invalid, not_found
 from app.db.models import Deployment, ModelVersion, User
+from app.db.paging import PageOf, PageRequest, page
 from app.db.session import session_scope
 from app.services.identity.access import can_read, can_write, readable
 from app.services.models import registry
@@ -65,8 +68,14 @@ def get_deployment(session: Session, *, user: User, deployment_id: int) -> Deplo
     return deployment
 
 
-def list_deployments(session: Session, *, user: User) -> list[Deployment]:
-    return list(session.scalars(select(Deployment).where(readable(user, Deployment)).order_by(Deployment.id)))
+def list_deployments(
+    session: Session, *, user: User, request: PageRequest = PageRequest(), status: str | None = None
+) -> PageOf[Deployment]:
+    query = select(Deployment).where(readable(user, Deployment))
+    if status:
+        query = query.where(Deployment.status == status)
+    sortable = {"id": Deployment.id, "created_at": Deployment.created_at, "status": Deployment.status}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=Deployment.id)
 
 
 def undeploy(session: Session, settings: Settings, *, user: User, deployment_id: int) -> None:
@@ -105,19 +114,26 @@ def _is_number(value: Any) -> bool:
 
 async def predict(settings: Settings, *, user: User, deployment_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The model's answer for `rows`: labels, probabilities and the model's classes."""
+    # The database read, the rows' check and Serve's handle lookup (a call to its controller) block: in a thread,
+    # so the API's event loop goes on serving other requests meanwhile.
+    handle, classes = await anyio.to_thread.run_sync(partial(_prepare, settings, user, deployment_id, rows))
+    result = await handle.predict.remote(rows)
+    return {**result, "classes": classes}
+
+
+def _prepare(settings: Settings, user: User, deployment_id: int, rows: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
     # A unit of work of its own, ended before the model is awaited: reading through the request's session would
     # flush its pending write (an API token's last use) and hold SQLite's write lock for the whole prediction.
     with session_scope(settings.database_url) as session:
         deployment = get_deployment(session, user=user, deployment_id=deployment_id)
-        signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
+        with hide_not_found("Deployment", deployment_id):
+            signature = registry.get_version(session, user=user, version_id=deployment.model_version_id).signature
     if deployment.status != DeploymentStatus.RUNNING:
         raise conflict(f"Deployment {deployment.id} is {deployment.status}; wait until it is RUNNING.")
     check_rows(signature, rows)
     from ray import serve  # lazily: Serve's client is only needed where predictions run (the API replica)
 
-    handle = serve.get_app_handle(deployment.app_name)
-    result = await handle.predict.remote(rows)
-    return {**result, "classes": signature["classes"]}
+    return serve.get_app_handle(deployment.app_name), signature["classes"]
 
 
 def reconcile(session: Session, settings: Settings) -> None:

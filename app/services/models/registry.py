@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.core.errors import not_found
 from app.db.models import Model, ModelVersion, TrainingJob, TuningRun, User
+from app.db.paging import PageOf, PageRequest, page
 from app.services.identity.access import can_read, readable
 
 
@@ -58,8 +59,14 @@ def register_version(
     return version
 
 
-def list_models(session: Session, *, user: User) -> list[Model]:
-    return list(session.scalars(select(Model).where(readable(user, Model)).order_by(Model.id)))
+def list_models(
+    session: Session, *, user: User, request: PageRequest = PageRequest(), name: str | None = None
+) -> PageOf[Model]:
+    query = select(Model).where(readable(user, Model)).options(selectinload(Model.versions))
+    if name:
+        query = query.where(Model.name.contains(name, autoescape=True))
+    sortable = {"id": Model.id, "name": Model.name, "created_at": Model.created_at}
+    return page(session, query, request, sortable=sortable, default_sort="id", tiebreak=Model.id)
 
 
 def get_version(session: Session, *, user: User, version_id: int) -> ModelVersion:
@@ -71,3 +78,13 @@ def get_version(session: Session, *, user: User, version_id: int) -> ModelVersio
 
 def version_for_job(session: Session, job_id: int) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.training_job_id == job_id))
+
+
+def version_ids_for_jobs(session: Session, job_ids: list[int]) -> dict[int, int]:
+    """The model version each of these jobs registered (one query for a page of jobs), by job id."""
+    if not job_ids:
+        return {}
+    found = session.execute(
+        select(ModelVersion.training_job_id, ModelVersion.id).where(ModelVersion.training_job_id.in_(job_ids))
+    )
+    return {job_id: version_id for job_id, version_id in found if job_id is not None}

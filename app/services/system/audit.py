@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import AuditEntry
+from app.db.paging import PageOf, PageRequest, page
 
 
 def record(session: Session, entry: AuditEntry) -> None:
@@ -23,10 +24,9 @@ def query(
     path_prefix: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[AuditEntry]:
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    request: PageRequest = PageRequest(),
+) -> PageOf[AuditEntry]:
+    stmt = select(AuditEntry)
     if username:
         stmt = stmt.where(AuditEntry.username == username)
     if action:
@@ -39,4 +39,5 @@ def query(
         stmt = stmt.where(AuditEntry.created_at >= since)
     if until:
         stmt = stmt.where(AuditEntry.created_at < until)
-    return list(session.scalars(stmt))
+    sortable = {"id": AuditEntry.id, "created_at": AuditEntry.created_at}
+    return page(session, stmt, request, sortable=sortable, default_sort="-id", tiebreak=AuditEntry.id)

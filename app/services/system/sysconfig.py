@@ -61,8 +61,20 @@ SPECS = {
     for spec in (
         SettingSpec("auth.password_min_length", int, 10, "Shortest password accepted", 8, 128),
         SettingSpec("auth.password_require_mixed", bool, True, "Passwords need letters and digits"),
-        SettingSpec("auth.max_failed_logins", int, 5, "Failed logins in a row before the account locks", 1, 100),
-        SettingSpec("auth.lockout_minutes", int, 15, "How long a locked account stays locked", 1, 10_080),
+        SettingSpec(
+            "auth.max_failed_logins", int, 5, "Failed logins of one account from one address before it waits", 1, 100
+        ),
+        SettingSpec(
+            "auth.max_failed_logins_per_address",
+            int,
+            50,
+            "Failed logins from one address (any usernames) before it may only log in users known there",
+            1,
+            100_000,
+        ),
+        SettingSpec(
+            "auth.lockout_minutes", int, 15, "Longest wait after failed logins (it doubles from 1 min)", 1, 10_080
+        ),
         SettingSpec("auth.refresh_token_days", int, 7, "Lifetime of a login (refresh token)", 1, 90),
         SettingSpec(
             "upload.max_file_bytes",

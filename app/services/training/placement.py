@@ -1,4 +1,5 @@
-"""Where a starting job's workers should run: nodes scored by free GPUs, free memory and recent worker failures.
+"""Where a starting job's workers should run: nodes scored by free GPUs, free memory and recent worker failures;
+and whether the cluster could host them at all (`never_fits`, checked at creation and by the scheduler).
 
 The scheduler picks the best-scoring nodes that can host all the job's workers right now and the job's driver
 gives them to Ray Train as a `label_selector` on Ray's built-in `ray.io/node-id` label. Ray 2.60's Train V2
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.cluster.capacity import NodeState
+from app.contracts.search_space import SearchConfig
 from app.contracts.train_config import TrainConfig
 from app.core.config import Settings
 from app.db.models import TrainingJob
@@ -106,3 +108,33 @@ def job_label_selector(settings: Settings, job_id: int) -> dict[str, str] | None
 def _count_fitting(per_worker: dict[str, float], free: dict[str, float]) -> int:
     counts = [int((free.get(k, 0.0) + _EPS) // v) for k, v in per_worker.items() if v > 0]
     return min(counts) if counts else 0
+
+
+def never_fits(config: TrainConfig, nodes: list[dict[str, float]], copies: int = 1) -> str | None:
+    """Why no placement of the workers (of `copies` such jobs at once) on these nodes exists, or None."""
+    per_worker = config.worker_resources()
+    workers = config.num_workers * copies
+    hosts = [_count_fitting(per_worker, node) for node in nodes]
+    if sum(hosts) >= workers:
+        return None
+    biggest = {key: max((n.get(key, 0.0) for n in nodes), default=0.0) for key in per_worker}
+    if any(per_worker[k] > biggest[k] + _EPS for k in per_worker):
+        short = ", ".join(f"{k} {per_worker[k]:g} (largest node has {biggest[k]:g})" for k in per_worker)
+        return f"One worker needs {short}: no node of the cluster is that large. Ask for less per worker."
+    if copies > 1:
+        return (
+            f"{copies} trials at once need {workers} workers of {_fmt(per_worker)} but the whole cluster holds at "
+            f"most {sum(hosts)}. Lower max_concurrent_trials, or use fewer or smaller workers per trial."
+        )
+    return (
+        f"The job needs {workers} workers of {_fmt(per_worker)} but the whole cluster holds at most "
+        f"{sum(hosts)}. Use fewer workers or smaller ones."
+    )
+
+
+def concurrent_trials(search: SearchConfig) -> int:
+    return min(search.max_concurrent_trials, search.num_samples)
+
+
+def _fmt(resources: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in resources.items())

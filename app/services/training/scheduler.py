@@ -18,23 +18,25 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.cluster import capacity as cluster_capacity
-from app.cluster import jobs as ray_jobs
 from app.contracts.search_space import SearchConfig
 from app.contracts.status import JOB_ACTIVE, JobStatus
 from app.contracts.train_config import TrainConfig, parse
 from app.core.config import Settings
 from app.core.errors import AipError
 from app.db.models import TrainingJob, TuningRun, User
-from app.db.session import session_scope
+from app.db.session import rows_changed, session_scope
+from app.runs import lifecycle
+from app.runs.kinds import TRAINING_JOB, TUNING_RUN, RunKind
 from app.services.identity import roles
 from app.services.system import sysconfig
-from app.services.training import jobs, placement, tuning, warm_workers
+from app.services.training import jobs, placement, warm_workers
 
 log = logging.getLogger(__name__)
 
 Resources = dict[str, float]
 _EPS = 1e-9
 JOB, TUNE = "job", "tuning run"
+_KINDS: dict[str, RunKind] = {JOB: TRAINING_JOB, TUNE: TUNING_RUN}
 # Each limit: the system setting that applies when none of the user's roles sets it, and what it counts.
 LIMIT_SETTINGS = {
     "max_gpus": "quota.user_max_gpus",
@@ -83,28 +85,6 @@ class Plan:
     refused: dict[Work, str] = field(default_factory=dict)  # why it can never run
 
 
-def never_fits(config: TrainConfig, nodes: list[Resources], copies: int = 1) -> str | None:
-    """Why no placement of the workers (of `copies` such jobs at once) on these nodes exists, or None."""
-    per_worker = config.worker_resources()
-    workers = config.num_workers * copies
-    hosts = [_count_fitting(per_worker, node) for node in nodes]
-    if sum(hosts) >= workers:
-        return None
-    biggest = {key: max((n.get(key, 0.0) for n in nodes), default=0.0) for key in per_worker}
-    if any(per_worker[k] > biggest[k] + _EPS for k in per_worker):
-        short = ", ".join(f"{k} {per_worker[k]:g} (largest node has {biggest[k]:g})" for k in per_worker)
-        return f"One worker needs {short}: no node of the cluster is that large. Ask for less per worker."
-    if copies > 1:
-        return (
-            f"{copies} trials at once need {workers} workers of {_fmt(per_worker)} but the whole cluster holds at "
-            f"most {sum(hosts)}. Lower max_concurrent_trials, or use fewer or smaller workers per trial."
-        )
-    return (
-        f"The job needs {workers} workers of {_fmt(per_worker)} but the whole cluster holds at most "
-        f"{sum(hosts)}. Use fewer workers or smaller ones."
-    )
-
-
 def over_limit(usage: Usage, demand: Resources, limits: dict[str, float]) -> str | None:
     """Why starting work of `demand` would take its owner past one of their limits, or None."""
     checks = (
@@ -132,7 +112,7 @@ def plan(
     free = dict(free)
     usage = {owner: Usage(u.gpus, u.cpus, u.jobs) for owner, u in usage.items()}
     for position, item in enumerate(queue):
-        reason = never_fits(item.config, nodes, item.copies)
+        reason = placement.never_fits(item.config, nodes, item.copies)
         if reason:
             result.refused[item.work] = reason
             continue
@@ -166,11 +146,7 @@ def free_resources(available: Resources, total: Resources, reserved: Resources) 
 def tuning_candidate(run: TuningRun) -> Candidate:
     """A tuning run as queued work: its trials' workers, as many trials at once as it may run."""
     search = SearchConfig.model_validate(run.search)
-    return Candidate(Work(TUNE, run.id), run.owner_id, parse(run.config), concurrent_trials(search))
-
-
-def concurrent_trials(search: SearchConfig) -> int:
-    return min(search.max_concurrent_trials, search.num_samples)
+    return Candidate(Work(TUNE, run.id), run.owner_id, parse(run.config), placement.concurrent_trials(search))
 
 
 def owner_limits(session: Session, settings: Settings, owner_ids: set[int]) -> dict[int, dict[str, float]]:
@@ -192,7 +168,7 @@ def schedule(settings: Settings) -> list[Work]:
             try:
                 candidate = Candidate(Work(JOB, job.id), job.owner_id, parse(job.config))
             except ValueError as e:  # a row written by hand or by an older version
-                jobs.transition(session, job, JobStatus.FAILED, f"The job's config is invalid: {e}")
+                lifecycle.transition(session, TRAINING_JOB, job, JobStatus.FAILED, f"The job's config is invalid: {e}")
                 continue
             rows[candidate.work] = job
             queue.append(((-job.priority, job.queued_at or job.created_at, 0, job.id), candidate))
@@ -200,7 +176,7 @@ def schedule(settings: Settings) -> list[Work]:
             try:
                 candidate = tuning_candidate(run)
             except ValueError as e:
-                tuning.set_status(session, run, JobStatus.FAILED, f"The run's config is invalid: {e}")
+                lifecycle.transition(session, TUNING_RUN, run, JobStatus.FAILED, f"The run's config is invalid: {e}")
                 continue
             rows[candidate.work] = run
             queue.append(((-run.priority, run.created_at, 1, run.id), candidate))
@@ -223,7 +199,7 @@ def schedule(settings: Settings) -> list[Work]:
             limits=owner_limits(session, settings, {c.owner_id for c in candidates}),
         )
         for work, reason in decided.refused.items():
-            _fail(session, rows[work], reason)
+            lifecycle.transition(session, _KINDS[work.kind], rows[work], JobStatus.FAILED, reason)
         for work, reason in decided.waiting.items():
             if rows[work].message != reason:
                 rows[work].message = reason
@@ -238,7 +214,7 @@ def schedule(settings: Settings) -> list[Work]:
     started = []
     for work, (submission, module, args) in submissions.items():
         try:
-            ray_jobs.submit(settings, submission_id=submission, module=module, args=args)
+            lifecycle.submit(settings, _KINDS[work.kind], submission=submission, args=args, module=module)
             started.append(work)
         except AipError as e:
             log.warning("Submitting %s failed, it stays queued: %s", work, e.message)
@@ -263,13 +239,6 @@ def _active_demands(session: Session) -> list[tuple[Resources, int]]:
     return found
 
 
-def _fail(session: Session, row: TrainingJob | TuningRun, reason: str) -> None:
-    if isinstance(row, TrainingJob):
-        jobs.transition(session, row, JobStatus.FAILED, reason)
-    else:
-        tuning.set_status(session, row, JobStatus.FAILED, reason)
-
-
 def _place(settings: Settings, starting: list[Candidate]) -> dict[Work, placement.Preference]:
     """The preferred nodes of each starting job, each taking its share before the next is placed."""
     if not starting:
@@ -288,13 +257,14 @@ def claim(session: Session, row: TrainingJob | TuningRun) -> bool:
     """Whether the row is still QUEUED in the database, taking it for this pass: a stop that came in since the
     queue was read wins (the conditional UPDATE waits for, or conflicts with, the stopping transaction)."""
     model = type(row)
-    claimed = session.execute(
+    claimed = rows_changed(
+        session,
         update(model)
         .where(model.id == row.id, model.status == JobStatus.QUEUED)
         .values(status=JobStatus.STARTING)
-        .execution_options(synchronize_session=False)  # the row object keeps QUEUED for its transition record
+        .execution_options(synchronize_session=False),  # the row object keeps QUEUED for its transition record
     )
-    return claimed.rowcount == 1
+    return claimed == 1
 
 
 def _mark_starting(
@@ -307,30 +277,19 @@ def _mark_starting(
     module and arguments its Ray job runs (a job's with the pool of warm workers to take them from)."""
     if isinstance(row, TrainingJob):
         row.attempts += 1
-        row.ray_job_id = jobs.submission_id(row)
+        row.ray_job_id = TRAINING_JOB.submission_id(row)
         row.logs_key = None
         row.preferred_nodes = preference.node_ids if preference else None
         where = f" {preference.describe()}." if preference else ""
-        jobs.transition(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.{where}")
+        lifecycle.transition(
+            session, TRAINING_JOB, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.{where}"
+        )
         return row.ray_job_id, *jobs.driver_command(row, warm_pool)
-    row.ray_job_id = tuning.submission_id(row.id)
-    tuning.set_status(session, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.")
-    return row.ray_job_id, tuning.ENTRYPOINT, [str(row.id)]
+    row.ray_job_id = TUNING_RUN.submission_id(row)
+    lifecycle.transition(session, TUNING_RUN, row, JobStatus.STARTING, f"Submitted to Ray as {row.ray_job_id}.")
+    return row.ray_job_id, TUNING_RUN.entrypoint, [str(row.id)]
 
 
 def _requeue(session: Session, work: Work, message: str) -> None:
-    if work.kind == JOB:
-        jobs.transition(session, session.get_one(TrainingJob, work.id), JobStatus.QUEUED, message)
-    else:
-        run = session.get_one(TuningRun, work.id)
-        run.ray_job_id = None
-        tuning.set_status(session, run, JobStatus.QUEUED, message)
-
-
-def _count_fitting(per_worker: Resources, node: Resources) -> int:
-    counts = [int((node.get(k, 0.0) + _EPS) // v) for k, v in per_worker.items() if v > 0]
-    return min(counts) if counts else 0
-
-
-def _fmt(resources: Resources) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in resources.items())
+    kind = _KINDS[work.kind]
+    lifecycle.transition(session, kind, session.get_one(kind.model, work.id), JobStatus.QUEUED, message)

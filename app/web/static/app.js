@@ -132,9 +132,18 @@ function loginView() {
   main.replaceChildren(h("section", {}, h("h2", {}, "Log in"), form));
 }
 
+// Every list route answers one page ({items, total, limit, offset}); a view reads its first page of `limit` items.
+async function listed(path, limit = 100) {
+  return api("GET", `${path}${path.includes("?") ? "&" : "?"}limit=${limit}`);
+}
+
+function totalNote(page, what) {
+  return page.total > page.items.length ? h("p", { class: "muted" }, `The first ${page.items.length} of ${page.total} ${what}.`) : "";
+}
+
 async function datasetsView(view, versionId) {
   if (versionId) return versionView(view, versionId);
-  const datasets = await api("GET", "/dataset");
+  const datasetPage = await listed("/dataset", 500), datasets = datasetPage.items;
   const create = h("form", { onsubmit: act(async () => {
     const dataset = await api("POST", "/dataset", { name: create.name.value, description: "" });
     const file = create.file.files[0];
@@ -153,7 +162,7 @@ async function datasetsView(view, versionId) {
     return [d.id, d.name, versions, latest ? `${latest.num_rows} rows, ${latest.columns.length} columns` : "no version", d.created_at.slice(0, 19)];
   });
   view.show(
-    h("section", {}, h("h2", {}, "Datasets"), table(["Id", "Name", "Versions", "Latest", "Created"], rows)),
+    h("section", {}, h("h2", {}, "Datasets"), table(["Id", "Name", "Versions", "Latest", "Created"], rows), totalNote(datasetPage, "datasets")),
     h("section", {}, h("h2", {}, "New dataset"), create));
 }
 
@@ -167,7 +176,7 @@ async function versionView(view, id) {
     await refreshReports();
   }) }, "Run quality check");
   async function refreshReports() {
-    const found = await api("GET", `/dataset/version/${id}/quality`);
+    const found = (await listed(`/dataset/version/${id}/quality`)).items;
     reports.replaceChildren(found.length ? table(["Id", "Status", "Score", "Created", "Message"], found.map((r) => [
       r.id, statusBadge(r.status), r.score === null ? "" : r.score.toFixed(3), r.created_at.slice(0, 19), r.message.slice(0, 80)]))
       : h("p", { class: "muted" }, "No quality report yet."));
@@ -200,7 +209,8 @@ async function versionView(view, id) {
 
 // The job list refreshes while any job is still going; the form below it is built once, so typing is never lost.
 async function jobsView(view) {
-  const [jobs, datasets] = await Promise.all([api("GET", "/training/job"), api("GET", "/dataset")]);
+  const [jobPage, datasets] = await Promise.all([listed("/training/job"), listed("/dataset", 500).then((p) => p.items)]);
+  const jobs = jobPage.items;
   const versions = datasets.flatMap((d) => d.versions.map((v) => ({ ...v, label: `${d.name} v${v.version}` })));
   const target = h("select", { name: "target_column" });
   const version = h("select", { name: "dataset_version_id", onchange: () => fillTargets() }, versions.map((v) => h("option", { value: v.id }, v.label)));
@@ -229,12 +239,12 @@ async function jobsView(view) {
   }
   fillList(jobs);
   if (!view.show(
-    h("section", {}, h("h2", {}, "Training jobs"), list),
+    h("section", {}, h("h2", {}, "Training jobs"), list, totalNote(jobPage, "jobs")),
     h("section", {}, h("h2", {}, "New training job"), versions.length ? form : h("p", { class: "muted" }, "Upload a dataset first.")))) return;
   let stillGoing = going(jobs);
   view.every(3000, async () => {
     if (!stillGoing) return;
-    const fresh = await api("GET", "/training/job");
+    const fresh = (await listed("/training/job")).items;
     if (view.live()) { fillList(fresh); stillGoing = going(fresh); }
   });
 }
@@ -274,7 +284,7 @@ async function jobView(view, id) {
 // or PBT handed a trial another's weights), and the trials with their state, config and best value.
 async function tuningView(view, id) {
   if (id) return tuneView(view, id);
-  const runs = await api("GET", "/training/tune");
+  const runs = (await listed("/training/tune")).items;
   const rows = runs.map((r) => [h("a", { href: `#/tuning/${r.id}` }, r.id), r.name, statusBadge(r.status), r.search.scheduler,
     `${r.search.metric} (${r.search.mode})`, `${r.trials.length}/${r.search.num_samples}`, r.created_at.slice(0, 19), r.message.slice(0, 80)]);
   view.show(h("section", {}, h("h2", {}, "Tuning runs"), rows.length
@@ -321,7 +331,7 @@ async function tuneView(view, id) {
 }
 
 async function modelsView(view) {
-  const models = await api("GET", "/model");
+  const models = (await listed("/model", 500)).items;
   const rows = models.flatMap((m) => m.versions.map((v) => [m.name, `v${v.version}`, v.stage,
     v.metrics.val_accuracy !== undefined ? v.metrics.val_accuracy.toFixed(3) : "", `job ${v.training_job_id}`,
     h("button", { onclick: act(async () => { await api("POST", `/model/${v.id}/deploy`, { num_replicas: 1 }); location.hash = "#/deployments"; }) }, "Deploy")]));
@@ -329,7 +339,7 @@ async function modelsView(view) {
 }
 
 async function deploymentsView(view) {
-  const deployments = await api("GET", "/deployment");
+  const deployments = (await listed("/deployment", 500)).items;
   const output = h("pre", { class: "logs", id: "prediction" });
   const rows = deployments.map((d) => {
     const input = h("textarea", { rows: 2, cols: 50, placeholder: '[{"column": 1.0, ...}]' });

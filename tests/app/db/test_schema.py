@@ -90,6 +90,12 @@ def test_session_scope_rolls_back_on_error(db_url: str) -> None:
     assert usernames(db_url) == []
 
 
+def assert_no_sql(message: str, value: str) -> None:
+    """A 409's message names the conflict in words: no statement, constraint text or the values sent."""
+    for leak in ("INSERT", "constraint", "Duplicate entry", "DETAIL", value):
+        assert leak not in message, message
+
+
 def test_duplicate_username_is_a_conflict_and_leaves_nothing(db_url: str) -> None:
     with session_scope(db_url) as s:
         add_user(s, "alice")
@@ -97,6 +103,8 @@ def test_duplicate_username_is_a_conflict_and_leaves_nothing(db_url: str) -> Non
         add_user(s, "carol")
         add_user(s, "alice")
     assert err.value.code is ErrorCode.CONFLICT
+    assert err.value.message.startswith("A user with the same name or key already exists"), err.value.message
+    assert_no_sql(err.value.message, "alice")
     assert usernames(db_url) == ["alice"]  # carol was rolled back with the duplicate
 
 
@@ -108,6 +116,7 @@ def test_missing_required_value_is_a_conflict_not_an_outage(db_url: str) -> None
         # No `signature`: a NOT NULL JSON column without a default, which the ORM leaves out of the INSERT.
         s.add(ModelVersion(model_id=model.id, version=1, template="t", artifact_key="k", metrics={}))
     assert err.value.code is ErrorCode.CONFLICT, err.value.message
+    assert err.value.message == "A required value of the model version is missing."
     assert usernames(db_url) == []
 
 
@@ -158,5 +167,7 @@ def test_foreign_keys_are_enforced(db_url: str) -> None:
     with pytest.raises(AipError) as err, session_scope(db_url) as s:
         s.add(orphan)
     assert err.value.code is ErrorCode.CONFLICT
+    assert "dataset version refers to something that does not exist" in err.value.message
+    assert_no_sql(err.value.message, "424242")
     with session_scope(db_url) as s:
         assert s.scalar(select(func.count()).select_from(DatasetVersion)) == 0

@@ -36,14 +36,14 @@ def test_listings_per_version_and_dataset_with_status_and_ownership(fast_env: Da
             (quality.list_reports, lambda row: row.version_id),
             (pipelines.list_runs, lambda row: row.input_version_id),
         ):
-            of_version = list_rows(session, user=env.owner, version_id=second)
+            of_version = list_rows(session, user=env.owner, version_id=second).items
             assert [version_of(r) for r in of_version] == [second] * 3
             assert [r.id for r in of_version] == sorted((r.id for r in of_version), reverse=True)  # newest first
-            of_dataset = list_rows(session, user=env.owner, dataset_id=dataset_id)
+            of_dataset = list_rows(session, user=env.owner, dataset_id=dataset_id).items
             assert sorted({version_of(r) for r in of_dataset}) == [first, second] and len(of_dataset) == 6
-            failed = list_rows(session, user=env.owner, dataset_id=dataset_id, status="FAILED")
+            failed = list_rows(session, user=env.owner, dataset_id=dataset_id, status="FAILED").items
             assert [r.status for r in failed] == ["FAILED", "FAILED"]
-            assert list_rows(session, user=env.owner, version_id=first, status="RUNNING") == []
+            assert list_rows(session, user=env.owner, version_id=first, status="RUNNING").total == 0
             with pytest.raises(AipError, match=f"Dataset {dataset_id} does not exist"):
                 list_rows(session, user=env.other, dataset_id=dataset_id)
             with pytest.raises(AipError, match=f"Dataset version {first} does not exist"):

@@ -11,6 +11,8 @@ import pytest
 from app.core.errors import AipError
 from app.db.models import DatasetVersion, QualityReport
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import QUALITY_REPORT
 from app.services.data import quality
 from app.services.data.quality_checks import QualityConfig, check, problems
 from tests.utils.data_env import DataEnv
@@ -93,7 +95,9 @@ def test_training_refuses_a_version_below_the_threshold(fast_env: DataEnv) -> No
         report = QualityReport(version_id=version_id, owner_id=env.owner.id, config={})
         session.add(report)
         session.flush()
-        quality.finish(session, report.id, result={"score": 0.8})
+        report = lifecycle.mark_running(session, QUALITY_REPORT, report.id)
+        quality.record_result(report, {"score": 0.8})
+        lifecycle.succeed(session, QUALITY_REPORT, report)
         quality.check_training_allowed(session, version, 0.8)
         with pytest.raises(AipError, match="scored 0.800 in quality report"):
             quality.check_training_allowed(session, version, 0.9)

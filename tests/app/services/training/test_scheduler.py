@@ -12,6 +12,7 @@ from app.db.models import User
 from app.db.session import session_scope
 from app.services.identity import roles, users
 from app.services.system import sysconfig
+from app.services.training.placement import never_fits
 from app.services.training.scheduler import (
     JOB,
     TUNE,
@@ -19,7 +20,6 @@ from app.services.training.scheduler import (
     Usage,
     Work,
     free_resources,
-    never_fits,
     owner_limits,
     plan,
 )
@@ -118,7 +118,7 @@ def test_a_users_limit_is_the_most_generous_of_their_roles_else_the_system_setti
         big = roles.create_role(
             session, name="big", description="", permissions=[], limits=roles.RoleLimits(max_gpus=4)
         )
-        developer = next(r for r in roles.list_roles(session) if r.name == "developer")
+        developer = next(r for r in roles.list_roles(session).items if r.name == "developer")
         # A built-in role's limits may change, its permissions may not.
         roles.update_role(
             session, role_id=developer.id, description=None, permissions=None, limits=roles.RoleLimits(max_cpus=8)

@@ -13,6 +13,8 @@ from app.contracts.status import JobStatus
 from app.contracts.train_config import TrainConfig, WorkerPlan
 from app.db.models import TrainingJob
 from app.db.session import session_scope
+from app.runs import lifecycle
+from app.runs.kinds import TRAINING_JOB
 from app.services.training import job_metrics, jobs
 from tests.utils.rows import add_dataset_version, add_user
 
@@ -30,10 +32,10 @@ def test_transitions_are_recorded_with_timestamps(db_url: str) -> None:
     with session_scope(db_url) as s:
         job = add_job(s)
         for status in (JobStatus.QUEUED, JobStatus.STARTING):
-            jobs.transition(s, job, status, f"to {status}")
-        jobs.mark_running(s, job.id)
-        jobs.mark_running(s, job.id)  # a restarted worker group: no second transition
-        jobs.transition(s, job, JobStatus.FAILED, "boom")
+            lifecycle.transition(s, TRAINING_JOB, job, status, f"to {status}")
+        lifecycle.mark_running(s, TRAINING_JOB, job.id)
+        lifecycle.mark_running(s, TRAINING_JOB, job.id)  # a restarted worker group: no second transition
+        lifecycle.transition(s, TRAINING_JOB, job, JobStatus.FAILED, "boom")
         job_id = job.id
     with session_scope(db_url) as s:
         steps = [(t.from_status, t.to_status) for t in jobs.transitions(s, job_id)]
@@ -53,14 +55,14 @@ def test_concurrent_running_marks_record_one_transition(db_url: str) -> None:
     with session_scope(db_url) as s:
         job = add_job(s)
         for status in (JobStatus.QUEUED, JobStatus.STARTING):
-            jobs.transition(s, job, status)
+            lifecycle.transition(s, TRAINING_JOB, job, status)
         job_id = job.id
     together = threading.Barrier(4)
 
     def mark(_: int) -> None:
         together.wait()
         with session_scope(db_url) as s:
-            jobs.mark_running(s, job_id)
+            lifecycle.mark_running(s, TRAINING_JOB, job_id)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(mark, range(4)))

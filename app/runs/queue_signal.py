@@ -17,6 +17,11 @@ def wake_after_commit(session: Session) -> None:
 
 
 def _wake(_session: Session) -> None:
+    wake()
+
+
+def wake() -> None:
+    """Wakes the loop now (e.g. to stop it without waiting out its interval)."""
     _queued.set()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.db.session import session_scope
-from app.services.training import queue_signal
+from app.runs import queue_signal
 
 
 def test_a_commit_wakes_the_loop_and_a_rollback_does_not(db_url: str) -> None:
