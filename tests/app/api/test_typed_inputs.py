@@ -52,7 +52,7 @@ def test_bad_pipeline_step_is_refused_naming_the_field(
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["code"] == "INVALID_INPUT" and field in body["message"], body
-    assert client.get(f"/dataset/version/{version['id']}/pipeline").json() == []  # nothing recorded
+    assert client.get(f"/dataset/version/{version['id']}/pipeline").json()["items"] == []  # nothing recorded
     # The SDK shows the same message.
     assert field in str(ApiError(answer.status_code, body))
 
