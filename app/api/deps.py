@@ -81,7 +81,7 @@ def require(permission: str) -> Callable[..., User]:
 
 def page_request(
     limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page."),
-    offset: int = Query(default=0, ge=0, description="Items to skip."),
+    offset: int = Query(default=0, ge=0, le=MAX_ID, description="Items to skip."),
     sort: str | None = Query(
         default=None, max_length=64, pattern=r"^-?[a-z_]+$", description="A field to sort by; '-field': descending."
     ),
