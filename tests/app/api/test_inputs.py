@@ -94,7 +94,7 @@ def test_dataset_names_are_checked(admin: Client) -> None:
     expect_error(422, admin.create_dataset, "", match="name")
     expect_error(422, admin.create_dataset, "../etc", match="name")
     admin.create_dataset("inputs-unique")
-    expect_error(409, admin.create_dataset, "inputs-unique", match="conflict")
+    expect_error(409, admin.create_dataset, "inputs-unique", match="already exists")
 
 
 def test_routes_need_a_valid_token(running_platform, platform_settings: Settings) -> None:  # noqa: ANN001

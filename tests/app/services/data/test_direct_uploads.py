@@ -392,14 +392,14 @@ def test_chunks_through_the_api_into_a_direct_session(s3_env: DataEnv, s3_http: 
 
 
 def test_unreadable_content_leaves_no_blob(s3_env: DataEnv, s3_http: httpx.Client) -> None:
-    # The hash is right, so the blob copy starts while the format is checked; the check fails: the copy goes.
+    # The hash is right, so the blob copy starts while the content is checked; the check fails: the copy goes.
     env = s3_env
     data = b"\xff\xfe\x00\x01" * ((CHUNK + 4096) // 4)
     dataset_id = env.dataset("direct-unreadable")
     upload_id = open_direct(env, dataset_id, data, name="binary.csv")
     for index, chunk in enumerate(split(data, CHUNK)):
         send(env, s3_http, dataset_id, upload_id, index, chunk)
-    expect(ErrorCode.INVALID_INPUT, "not a readable", complete, env, dataset_id, upload_id)
+    expect(ErrorCode.INVALID_INPUT, "not UTF-8", complete, env, dataset_id, upload_id)
     assert status(env, upload_id) == "ABORTED"
     assert env.stored_keys() == set()
     with session_scope(env.settings.database_url) as session:

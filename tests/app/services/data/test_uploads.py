@@ -238,7 +238,7 @@ def test_hash_mismatch_at_completion_aborts_and_leaves_nothing(data_env: DataEnv
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
-        ("binary.csv", b"\xff\xfe\x00\x01" * 2000, "not a readable"),
+        ("binary.csv", b"\xff\xfe\x00\x01" * 2000, "not UTF-8"),
         ("header-only.csv", b"a,b\n" * 1, "no rows"),
         ("broken.parquet", b"PAR1" + b"\x00" * 5000, "not readable parquet"),
         ("bad.zip", b"PK" + b"\x01" * 3000, "not a readable zip"),
