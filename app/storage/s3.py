@@ -53,7 +53,10 @@ class S3Store:
         self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure)
         public = public_endpoint or endpoint
         self.public_url = public if "://" in public else f"{'https' if secure else 'http'}://{public}"
-        self._multipart = S3Multipart(self, public_url=self.public_url, access_key=access_key, secret_key=secret_key)
+        internal_url = f"{'https' if secure else 'http'}://{endpoint}"
+        self._multipart = S3Multipart(
+            self, internal_url=internal_url, public_url=self.public_url, access_key=access_key, secret_key=secret_key
+        )
         with self.errors("open the bucket"):
             if not self.client.bucket_exists(bucket):
                 self.client.make_bucket(bucket)

@@ -16,6 +16,7 @@ from typing import Protocol
 from minio import Minio
 from minio.error import S3Error
 from minio.helpers import md5sum_hash
+from urllib3 import BaseHTTPResponse
 
 from app.storage import presign
 from app.storage.base import PartsRejected, StoredPart, UploadGone, sha256_b64
@@ -25,8 +26,22 @@ _MISSING_UPLOAD = ("NoSuchUpload", "NoSuchKey", "NotFound")
 _REJECTED = ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "BadDigest", *_MISSING_UPLOAD)
 
 
+_PART_PUT_TTL_S = 900  # a part the platform sends itself: the URL is used at once, retries included
+
+
 def _etag(value: str | None) -> str:
     return (value or "").strip().strip('"')
+
+
+def _s3_error(response: BaseHTTPResponse) -> S3Error:
+    """The error S3 answered a request sent outside the minio client's executor with."""
+    try:
+        return S3Error.fromxml(response)
+    except ET.ParseError:
+        text = response.data[:500].decode(errors="replace")
+        return S3Error(
+            response=response, code=f"HTTP{response.status}", message=text, resource=None, request_id=None, host_id=None
+        )
 
 
 class _Bucket(Protocol):
@@ -44,10 +59,11 @@ class _Bucket(Protocol):
 class S3Multipart:
     min_part_bytes = 5 << 20  # S3's minimum for every part but the last
 
-    def __init__(self, store: _Bucket, *, public_url: str, access_key: str, secret_key: str) -> None:
+    def __init__(self, store: _Bucket, *, internal_url: str, public_url: str, access_key: str, secret_key: str) -> None:
+        """`internal_url` is where the platform reaches S3, `public_url` where clients do (`scheme://host:port`)."""
         self._store = store
         self._client = store.client
-        self._public_url = public_url
+        self._internal_url, self._public_url = internal_url, public_url
         self._access_key, self._secret_key = access_key, secret_key
 
     @contextmanager
@@ -74,11 +90,16 @@ class S3Multipart:
         """A URL to PUT part `number` (1-based) and the headers the client must send with it: both the checksum
         and the length are signed, so S3 takes only those exact bytes."""
         headers = {"x-amz-checksum-sha256": sha256_b64(sha256_hex), "content-length": str(size)}
+        return self._signed_part_url(self._public_url, key, multipart_id, number, headers, expires_s), headers
+
+    def _signed_part_url(
+        self, endpoint_url: str, key: str, multipart_id: str, number: int, headers: dict[str, str], expires_s: int
+    ) -> str:
         with self._store.errors(f"look up the region of bucket {self._store.bucket!r}"):
             region = self._client._get_region(self._store.bucket)
-        url = presign.presign(
+        return presign.presign(
             method="PUT",
-            endpoint_url=self._public_url,
+            endpoint_url=endpoint_url,
             bucket=self._store.bucket,
             key=self._store.name(key),
             access_key=self._access_key,
@@ -88,14 +109,18 @@ class S3Multipart:
             query={"partNumber": str(number), "uploadId": multipart_id},
             headers=headers,
         )
-        return url, headers
 
     def upload_part(self, key: str, multipart_id: str, number: int, data: bytes, sha256_hex: str) -> str:
-        """Sends one part from the platform itself (a chunk that came through the API); returns its ETag."""
-        headers: dict[str, str | list[str] | tuple[str]] = {"x-amz-checksum-sha256": sha256_b64(sha256_hex)}
+        """Sends one part from the platform itself (a chunk that came through the API, its sha256 checked);
+        returns its ETag. Signed as a part URL is, the checksum and length bound, so S3 verifies the bytes against
+        the sha256 already known; the minio client would hash the whole body again to sign it."""
+        headers = {"x-amz-checksum-sha256": sha256_b64(sha256_hex), "content-length": str(len(data))}
         with self._gone_or_errors(f"store part {number} of {key!r}", key, multipart_id):
-            name = self._store.name(key)
-            return _etag(self._client._upload_part(self._store.bucket, name, data, headers, multipart_id, number))
+            url = self._signed_part_url(self._internal_url, key, multipart_id, number, headers, _PART_PUT_TTL_S)
+            response = self._client._http.urlopen("PUT", url, body=data, headers=headers)
+            if response.status >= 300:
+                raise _s3_error(response)
+            return _etag(response.headers.get("etag"))
 
     def list_parts(self, key: str, multipart_id: str, *, after: int = 0, limit: int = 1000) -> list[StoredPart]:
         """The uploaded parts numbered above `after` (at most `limit`; pages through all when `limit` > 1000)."""
