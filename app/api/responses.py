@@ -2,8 +2,8 @@
 
 Every route's errors come from the same few sources, so they are derived from what the operation is made of rather
 than listed on each decorator: a login (401) and a permission check (403) from its security, a resource named in
-its path (404), parameters or a body (422), a body over its limit (413), a change (409), and the database or Ray
-being unreachable (503) anywhere.
+its path or a row's id in its query or body (404), parameters or a body (422), a body over its limit (413), a
+change (409), and the database or Ray being unreachable (503) anywhere.
 """
 
 from __future__ import annotations
@@ -42,13 +42,26 @@ EXTRA = {("post", "/api/v1/auth/login"): {401, 403, 429}, ("post", "/api/v1/auth
 _ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 
 
-def operation_errors(path: str, method: str, operation: dict[str, Any]) -> set[int]:
-    """The error statuses an operation can answer, from its security, parameters, body and method."""
+def _names_a_row(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether the operation names a row by its id in its query or body (`dataset_version_id`, ...): a row the
+    caller cannot see answers 404, as in a path."""
+    names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        ref = content.get("schema", {}).get("$ref", "")
+        names += list(schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}))
+    return any(name.endswith("_id") for name in names)
+
+
+def operation_errors(
+    path: str, method: str, operation: dict[str, Any], schemas: dict[str, Any] | None = None
+) -> set[int]:
+    """The error statuses an operation can answer, from its security, parameters, body and method (`schemas`: the
+    document's component schemas, which its body refers to)."""
     where = {p["in"] for p in operation.get("parameters", [])}
     statuses = {503} | EXTRA.get((method, path), set())
     if operation.get("security"):
         statuses |= {401, 403}
-    if "path" in where:
+    if "path" in where or _names_a_row(operation, schemas or {}):
         statuses.add(404)
     if where or "requestBody" in operation or method in MUTATING:
         statuses.add(422)
@@ -74,7 +87,7 @@ def install(app: FastAPI) -> None:
             for path, operations in document.get("paths", {}).items():
                 for method, operation in operations.items():
                     responses = operation.setdefault("responses", {})
-                    for status in sorted(operation_errors(path, method, operation)):
+                    for status in sorted(operation_errors(path, method, operation, schemas)):
                         responses[str(status)] = {"description": WHY[status], "content": _ENVELOPE}
             app.openapi_schema = document
         return app.openapi_schema

@@ -12,6 +12,7 @@ from app.contracts.pipeline_steps import PipelineStep
 from app.contracts.search_space import SearchConfig
 from app.contracts.templates import CUSTOM_TEMPLATE, TEMPLATES
 from app.contracts.train_config import TrainConfig
+from app.db.models import MAX_ID
 from app.storage import public_checkpoint
 
 T = TypeVar("T")
@@ -34,6 +35,10 @@ class Strict(BaseModel):
     """A request body: an unknown (e.g. misspelt) field is refused, naming it, rather than ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+# An id in a request body: within the database's INTEGER range, as path ids are (app.api.deps.IdPath).
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Page(Public, Generic[T]):
@@ -77,8 +82,8 @@ class JobCreate(TrainConfig):
     """A training job: data, template, hyperparameters and resources (see app/contracts/train_config.py)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    dataset_id: int | None = Field(default=None, description="Trains on the dataset's newest version.")
-    dataset_version_id: int | None = None
+    dataset_id: RowId | None = Field(default=None, description="Trains on the dataset's newest version.")
+    dataset_version_id: RowId | None = None
     template: str = Field(
         default=tabular_mlp.TEMPLATE_NAME, json_schema_extra={"enum": list[JsonValue](sorted(TEMPLATES))}
     )
@@ -159,8 +164,8 @@ class TuneCreate(TrainConfig):
     """A tuning run: the base training config every trial starts from, plus the search."""
 
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    dataset_id: int | None = None
-    dataset_version_id: int | None = None
+    dataset_id: RowId | None = None
+    dataset_version_id: RowId | None = None
     template: Literal["tabular_mlp"] = Field(
         default="tabular_mlp", description="Only tabular_mlp can be tuned, for now."
     )

@@ -6,16 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas import UtcDatetime
+from app.api.schemas import Strict, UtcDatetime
 from app.services.identity.roles import RoleLimits
 
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoginPublic(BaseModel):
