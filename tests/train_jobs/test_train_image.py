@@ -112,7 +112,7 @@ def test_templates_refuse_the_other_kind_of_data(admin: Client, image_version: d
     on_table = {"dataset_version_id": table["id"], "target_column": "label"}
     expect_422(admin, "is an image zip", **on_images, template="tabular_mlp")
     expect_422(admin, "trains on image zips", **on_table, template="image_cnn")
-    expect_422(admin, "image_cnn template only", **on_table, image={})
+    expect_422(admin, "image: not an option of template 'tabular_mlp'", **on_table, image={})
 
 
 @pytest.mark.parametrize(
