@@ -272,6 +272,10 @@ class _NumberTaken(Exception):
 
 def _add_version_row(settings: Settings, *, dataset_id: int, key: str, size: int, on_commit: Any, **fields: Any) -> int:
     with session_scope(settings.database_url) as session:
+        # Versions of one dataset are numbered one at a time: the dataset's row lock (PostgreSQL, MariaDB) makes a
+        # concurrent upload wait, then read the number the other took. SQLite has one writer at a time instead, and
+        # the caller's retry covers the read that comes before it.
+        session.execute(select(Dataset.id).where(Dataset.id == dataset_id).with_for_update())
         number = (
             session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset_id)) or 0
         ) + 1
